@@ -1,0 +1,117 @@
+"""The command line: `sketchsearch` (one group of lazily loaded subcommands) and `retrieve`.
+
+Subcommands are imported only when invoked, so `--help` and the runtime stay free of torch.
+This is the only place that turns SketchsearchError into exit codes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from sketchsearch.data.errors import ExitCode, SketchsearchError
+
+# name -> "module:attribute"; later layers register their groups here.
+SUBCOMMANDS: dict[str, str] = {
+    "data": "sketchsearch.data.cli:data",
+}
+
+DEBUG_ENV = "SKETCHSEARCH_DEBUG"
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module_name, attribute = self.lazy[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint}")
+        return super().resolve_command(ctx, args)
+
+
+def _debug_requested() -> bool:
+    return "--debug" in sys.argv[1:] or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def run(command: click.Command, args: list[str] | None = None) -> int:
+    """Run a command; a SketchsearchError becomes one line on stderr and its exit code."""
+    try:
+        command.main(args=args, standalone_mode=False)
+    except SketchsearchError as err:
+        if _debug_requested():
+            raise
+        click.echo(f"error: {err}", err=True)
+        return int(err.exit_code)
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.ClickException as err:
+        err.show()
+        return int(ExitCode.USAGE)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return int(ExitCode.FAILURE)
+    return int(ExitCode.OK)
+
+
+@click.group(
+    cls=LazyGroup, lazy=SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.version_option(package_name="sketchsearch")
+@click.option("--debug", is_flag=True, help=f"Show tracebacks for errors (or set {DEBUG_ENV}=1).")
+def cli(debug: bool) -> None:
+    """sketchsearch: train, export, index and serve sketch/photo retrieval models.
+
+    \b
+    Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 mismatch.
+    """
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--engine", metavar="MODEL", help="Exported model: .onnx, .plan/.engine.")
+@click.option("--query", metavar="IMAGE", help="Query image.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def retrieve(engine: str | None, query: str | None, debug: bool) -> None:
+    """Find the gallery images that match a query image (torch-free runtime).
+
+    Not available in this release: the engines and the gallery it needs come in later
+    releases (see the README's roadmap). It exits with code 2.
+    """
+    from sketchsearch.data.errors import UsageError
+
+    raise UsageError(
+        "retrieve is not available in this release yet: it needs the runtime "
+        "engines and the gallery (README, 'Roadmap')"
+    )
+
+
+def main() -> None:
+    sys.exit(run(cli))
+
+
+def retrieve_main() -> None:
+    sys.exit(run(retrieve))
