@@ -199,13 +199,14 @@ def info(
     from sketchsearch.data.report import describe_collection, describe_split, describe_warnings
     from sketchsearch.data.split_file import check_fingerprint, read_split
 
+    split_file = read_split(split_path) if split_path is not None else None
     collection = _scan(root, layout, variant, domains, verify, strict)
+    if split_file is not None:
+        check_fingerprint(split_file, collection, str(split_path))
     click.echo(describe_collection(collection))
     click.echo("")
     click.echo(describe_warnings(collection, max_warnings))
-    if split_path is not None:
-        split_file = read_split(split_path)
-        check_fingerprint(split_file, collection, str(split_path))
+    if split_file is not None:
         click.echo("")
         click.echo(describe_split(split_file, str(split_path)))
 

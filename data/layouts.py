@@ -149,9 +149,10 @@ def scan_generic(root: str | os.PathLike[str], domains: Sequence[str] | None = N
     found = sorted(entry.name for entry in os.scandir(base) if entry.is_dir())
     chosen = tuple(domains) if domains else tuple(found)
     if len(chosen) != 2:
+        names = ", ".join(chosen[:4]) + (", …" if len(chosen) > 4 else "")
         raise LayoutError(
             f"{base}: the generic layout needs exactly two domain folders, found "
-            f"{len(chosen)} ({', '.join(chosen) or 'none'}); pass --domains QUERY,GALLERY"
+            f"{len(chosen)} ({names or 'none'}); pass --domains QUERY,GALLERY"
         )
     missing = [d for d in chosen if d not in found]
     if missing:
