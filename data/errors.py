@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad options, or an optional dependency that is not installed
     BAD_INPUT = 3  # unreadable or malformed input files, or a layout that does not fit
     MISMATCH = 4  # an artefact built from different data or another model
+    BUSY = 5  # another process holds the lock (a gallery being written)
 
 
 class SketchsearchError(Exception):

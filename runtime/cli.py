@@ -19,6 +19,7 @@ from sketchsearch.data.errors import ExitCode, SketchsearchError
 # name -> "module:attribute"; later layers register their groups here.
 SUBCOMMANDS: dict[str, str] = {
     "data": "sketchsearch.data.cli:data",
+    "gallery": "sketchsearch.gallery.cli:gallery",
 }
 
 DEBUG_ENV = "SKETCHSEARCH_DEBUG"
@@ -61,7 +62,8 @@ def _debug_requested() -> bool:
 def run(command: click.Command, args: list[str] | None = None) -> int:
     """Run a command; a SketchsearchError becomes one line on stderr and its exit code."""
     try:
-        command.main(args=args, standalone_mode=False)
+        # Without standalone mode, click returns the code of ctx.exit(code) instead of exiting.
+        result = command.main(args=args, standalone_mode=False)
     except SketchsearchError as err:
         if _debug_requested():
             raise
@@ -75,7 +77,7 @@ def run(command: click.Command, args: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("aborted", err=True)
         return int(ExitCode.FAILURE)
-    return int(ExitCode.OK)
+    return result if isinstance(result, int) else int(ExitCode.OK)
 
 
 @click.group(
@@ -87,7 +89,7 @@ def cli(debug: bool) -> None:
     """sketchsearch: train, export, index and serve sketch/photo retrieval models.
 
     \b
-    Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 mismatch.
+    Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 mismatch, 5 busy.
     """
 
 

@@ -1,0 +1,102 @@
+"""Validation of what callers pass in and of what is on disk, with messages that name the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from sketchsearch.gallery.commit import ITEMS_FILE, MANIFEST_FILE
+from sketchsearch.gallery.errors import GalleryCorruptError, GalleryError
+from sketchsearch.gallery.items import GalleryItem, ItemStore
+from sketchsearch.gallery.manifest import GalleryManifest, ModelRef
+from sketchsearch.gallery.scores import SPACES, UNIT_NORM_SPACES
+
+
+def check_new_gallery(
+    folder: Path,
+    dim: int,
+    space: str,
+    model: ModelRef,
+    M: int,
+    ef_construction: int,
+    ef: int,
+) -> None:
+    if (folder / MANIFEST_FILE).exists():
+        raise GalleryError(f"{folder}: a gallery already exists here; open it instead")
+    if space not in SPACES:
+        raise GalleryError(f"space {space!r}: use one of {', '.join(SPACES)}")
+    if dim < 1 or M < 2 or ef_construction < 1 or ef < 1:
+        raise GalleryError(
+            f"dim={dim}, M={M}, ef_construction={ef_construction}, ef={ef}: "
+            "all must be positive, and M at least 2"
+        )
+    if model.dim != dim:
+        raise GalleryError(
+            f"the model makes {model.dim}-dimensional vectors, the gallery holds {dim}"
+        )
+
+
+def check_paths(items: Sequence[GalleryItem]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        pure = PurePosixPath(item.path)
+        if not item.path or pure.is_absolute() or ".." in pure.parts or "\\" in item.path:
+            raise GalleryError(
+                f"{item.path!r}: item paths are relative to the gallery root, with /"
+            )
+        if item.path in seen:
+            raise GalleryError(f"{item.path}: appears twice in one add")
+        seen.add(item.path)
+
+
+def check_files(folder: Path, manifest: GalleryManifest) -> None:
+    for name, size in manifest.files.items():
+        path = folder / name
+        if not path.exists():
+            raise GalleryCorruptError(f"{path}: missing (the manifest lists it)")
+        actual = path.stat().st_size
+        if actual != size:
+            raise GalleryCorruptError(
+                f"{path}: {actual} bytes, the manifest says {size}: the file was changed or "
+                "truncated outside sketchsearch"
+            )
+
+
+def check_store(folder: Path, manifest: GalleryManifest, store: ItemStore) -> None:
+    live, deleted = store.counts()
+    generation = store.generation()
+    if (live, deleted, generation) != (manifest.live, manifest.deleted, manifest.generation):
+        store.close()
+        raise GalleryCorruptError(
+            f"{folder / ITEMS_FILE}: holds {live} live and {deleted} deleted items of generation "
+            f"{generation}; the manifest says {manifest.live}, {manifest.deleted}, generation "
+            f"{manifest.generation}"
+        )
+
+
+def check_vectors(
+    vectors: np.ndarray, manifest: GalleryManifest, where: Path, unit: bool
+) -> np.ndarray:
+    """A C-contiguous float32 [n, dim] copy; stored vectors must also have a direction."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    if matrix.ndim != 2 or matrix.shape[1] != manifest.dim:
+        raise GalleryError(
+            f"{where}: vectors of shape {tuple(np.shape(vectors))}, this gallery "
+            f"holds {manifest.dim}-dimensional vectors"
+        )
+    if not np.isfinite(matrix).all():
+        raise GalleryError(f"{where}: vectors contain NaN or infinity")
+    if unit:
+        norms = np.linalg.norm(matrix, axis=1)
+        if manifest.space in UNIT_NORM_SPACES and np.abs(norms - 1).max(initial=0) > 1e-3:
+            raise GalleryError(
+                f"{where}: the {manifest.space} space needs unit-length vectors "
+                "(L2-normalise them first)"
+            )
+        if (norms < 1e-12).any():
+            raise GalleryError(f"{where}: a zero vector has no direction")
+    return np.ascontiguousarray(matrix)

@@ -1,0 +1,397 @@
+"""A gallery: an hnswlib index, its item metadata and a manifest, kept consistent on disk.
+
+Changes (``add``, ``remove``, ``compact``) happen in memory and reach the disk at ``commit``,
+which is crash-safe (``commit.py``). One process writes at a time; any number read the last
+committed state. Inside a process, a lock keeps searches and changes from overlapping, because
+hnswlib is not safe for queries running during inserts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from sketchsearch.gallery.checks import (
+    check_files,
+    check_new_gallery,
+    check_paths,
+    check_store,
+    check_vectors,
+)
+from sketchsearch.gallery.commit import (
+    INDEX_FILE,
+    ITEMS_FILE,
+    MANIFEST_FILE,
+    needs_recovery,
+    recover,
+    write_generation,
+)
+from sketchsearch.gallery.errors import (
+    GalleryBusyError,
+    GalleryError,
+    GalleryMismatchError,
+    GalleryNotFoundError,
+)
+from sketchsearch.gallery.index import INITIAL_CAPACITY, VectorIndex
+from sketchsearch.gallery.items import GalleryItem, ItemStore
+from sketchsearch.gallery.locking import COMMIT_LOCK, WRITER_LOCK, FileLock
+from sketchsearch.gallery.manifest import (
+    GALLERY_FORMAT,
+    GALLERY_FORMAT_VERSION,
+    GalleryManifest,
+    ModelRef,
+    now,
+)
+from sketchsearch.gallery.results import (
+    AddReport,
+    ExportedVectors,
+    GalleryInfo,
+    RemoveReport,
+    SearchResult,
+)
+
+DEFAULT_M = 16
+DEFAULT_EF_CONSTRUCTION = 200
+DEFAULT_EF = 64
+EXACT_SEARCH_LIMIT = 2048  # filtered searches over at most this many items are exact
+
+
+class Gallery:
+    def __init__(
+        self,
+        directory: Path,
+        manifest: GalleryManifest,
+        index: VectorIndex,
+        store: ItemStore,
+        writer: FileLock | None,
+    ) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self.notes: list[str] = []
+        self._index = index
+        self._store = store
+        self._writer = writer
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._live = store.counts()[0]  # kept here: counting rows per search would be O(n)
+
+    # ----------------------------------------------------------------- lifecycle
+    @classmethod
+    def create(
+        cls,
+        directory: str | os.PathLike[str],
+        dim: int,
+        space: str = "cosine",
+        *,
+        model: ModelRef,
+        M: int = DEFAULT_M,
+        ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+        ef: int = DEFAULT_EF,
+        root: str | None = None,
+    ) -> Gallery:
+        """Make an empty gallery and commit it, then return it open for writing."""
+        folder = Path(directory)
+        check_new_gallery(folder, dim, space, model, M, ef_construction, ef)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / COMMIT_LOCK).touch()
+        writer = FileLock(folder / WRITER_LOCK)
+        writer.acquire(exclusive=True, timeout=0)
+        index = VectorIndex.new(space, dim, M, ef_construction, ef)
+        stamp = now()
+        manifest = GalleryManifest(
+            GALLERY_FORMAT,
+            GALLERY_FORMAT_VERSION,
+            -1,
+            model,
+            dim,
+            space,
+            M,
+            ef_construction,
+            ef,
+            0,
+            0,
+            INITIAL_CAPACITY,
+            root,
+            stamp,
+            stamp,
+            {},
+        )
+        gallery = cls(folder, manifest, index, ItemStore.new(), writer)
+        gallery._dirty = True
+        gallery.commit()
+        return gallery
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        expected_model: ModelRef | None = None,
+        mode: str = "r",
+        *,
+        lock_timeout: float = 30.0,
+    ) -> Gallery:
+        if mode not in ("r", "rw"):
+            raise GalleryError(f"mode {mode!r}: use 'r' or 'rw'")
+        folder = Path(directory)
+        if (
+            not (folder / MANIFEST_FILE).exists()
+            and not (folder / (MANIFEST_FILE + ".tmp")).exists()
+        ):
+            raise GalleryNotFoundError(f"{folder}: not a gallery (no {MANIFEST_FILE})")
+        writer = FileLock(folder / WRITER_LOCK) if mode == "rw" else None
+        if writer is not None:
+            writer.acquire(exclusive=True, timeout=lock_timeout)
+            recover(folder)
+        elif needs_recovery(folder):
+            _recover_as_reader(folder)
+        try:
+            gallery = cls._load(folder, mode, writer)
+        except BaseException:
+            if writer is not None:
+                writer.release()
+            raise
+        if expected_model is not None:
+            gallery._check_model(expected_model)
+        return gallery
+
+    @classmethod
+    def _load(cls, folder: Path, mode: str, writer: FileLock | None) -> Gallery:
+        with FileLock(folder / COMMIT_LOCK).held(exclusive=False):
+            manifest_path = folder / MANIFEST_FILE
+            manifest = GalleryManifest.from_json(
+                manifest_path.read_text("utf-8"), str(manifest_path)
+            )
+            check_files(folder, manifest)
+            index = VectorIndex.load(
+                folder / INDEX_FILE,
+                space=manifest.space,
+                dim=manifest.dim,
+                M=manifest.M,
+                ef=manifest.ef,
+                count=manifest.live + manifest.deleted,
+                capacity=manifest.max_elements,
+            )
+            items_path = folder / ITEMS_FILE
+            store = (
+                ItemStore.load_copy(items_path)
+                if mode == "rw"
+                else ItemStore.open_readonly(items_path)
+            )
+        check_store(folder, manifest, store)
+        return cls(folder, manifest, index, store, writer)
+
+    def commit(self) -> None:
+        """Save the changes made since the last commit (crash-safe); no-op when clean."""
+        self._require_writer()
+        with self._lock:
+            if not self._dirty:
+                return
+            live, deleted = self._store.counts()
+            next_manifest = self.manifest.committed(
+                live=live, deleted=deleted, max_elements=self._index.capacity
+            )
+            self._store.set_generation(next_manifest.generation)
+            self.manifest = write_generation(
+                self.directory,
+                next_manifest,
+                self._index.save,
+                self._store.save_to,
+            )
+            self._dirty = False
+
+    def close(self) -> None:
+        self._store.close()
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        """Commit on a clean exit from a writable gallery; discard changes after an error."""
+        try:
+            if kind is None and self._writer is not None:
+                self.commit()
+        finally:
+            self.close()
+
+    # ------------------------------------------------------------------ changes
+    def add(self, vectors: np.ndarray, items: Sequence[GalleryItem]) -> AddReport:
+        """Add new items; skip those present with the same content; replace changed ones."""
+        self._require_writer()
+        matrix = self._check_vectors(vectors)
+        if len(items) != len(matrix):
+            raise GalleryError(f"{len(matrix)} vectors but {len(items)} items")
+        check_paths(items)
+        with self._lock:
+            present = self._store.live_by_path(item.path for item in items)
+            fresh, changed, skipped = [], [], []
+            for position, item in enumerate(items):
+                old = present.get(item.path)
+                if old is None:
+                    fresh.append(position)
+                elif old[1] == item.sha256:
+                    skipped.append(item.path)
+                else:
+                    changed.append(position)
+            keep = sorted(fresh + changed)
+            first = self._store.next_id()
+            new_id = {position: first + n for n, position in enumerate(keep)}
+            self._mark_deleted([present[items[p].path][0] for p in changed])
+            if keep:
+                ids = np.array([new_id[p] for p in keep], dtype=np.int64)
+                self._index.add(matrix[keep], ids)
+                self._store.insert(ids.tolist(), [items[p] for p in keep], now())
+                self._live += len(keep)
+                self._dirty = True
+        return AddReport(
+            added=[new_id[p] for p in fresh],
+            updated=[new_id[p] for p in changed],
+            skipped=skipped,
+        )
+
+    def remove(self, ids: Iterable[int] = (), paths: Iterable[str] = ()) -> RemoveReport:
+        self._require_writer()
+        with self._lock:
+            wanted_ids = [int(i) for i in ids]
+            rows = self._store.rows(wanted_ids)
+            live_ids = [i for i in wanted_ids if i in rows and not rows[i].deleted]
+            missing = [str(i) for i in wanted_ids if i not in live_ids]
+            path_list = list(paths)
+            by_path = self._store.live_by_path(path_list)
+            live_ids += [by_path[p][0] for p in path_list if p in by_path]
+            missing += [p for p in path_list if p not in by_path]
+            unique = sorted(set(live_ids))
+            self._mark_deleted(unique)
+        return RemoveReport(removed=unique, not_found=missing)
+
+    def compact(self) -> int:
+        """Rebuild the index without deleted items (ids are kept); returns how many went."""
+        self._require_writer()
+        with self._lock:
+            live = self._store.live_ids()
+            gone = self._store.counts()[1]
+            self._index = self._index.rebuilt(live, self.manifest.M, self.manifest.ef_construction)
+            self._store.purge_deleted()
+            self._dirty = True
+        return gone
+
+    # ------------------------------------------------------------------ reading
+    def search(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        ef: int | None = None,
+        filter: str | Sequence[str] | None = None,
+        threads: int = 1,
+    ) -> list[SearchResult]:
+        """The ``k`` best live items per query; ``filter`` keeps only items with these labels."""
+        queries = self._check_vectors(vectors, unit=False)
+        if k < 1:
+            raise GalleryError(f"k={k}: ask for at least one result")
+        labels = [filter] if isinstance(filter, str) else filter
+        with self._lock:
+            allowed = self._store.live_ids(list(labels)) if labels is not None else None
+            available = len(allowed) if allowed is not None else self._live
+            wanted = min(k, available)
+            if wanted == 0:
+                empty = SearchResult(np.zeros(0, np.int64), np.zeros(0, np.float32), [])
+                return [empty for _ in queries]
+            if allowed is not None and len(allowed) <= EXACT_SEARCH_LIMIT:
+                ids, scores = self._index.exact_search(queries, allowed, wanted)
+            else:
+                ids, scores = self._index.search(
+                    queries, wanted, ef, allowed, threads, self._store.live_ids
+                )
+            rows = self._store.rows(np.unique(ids))
+        return [
+            SearchResult(i, s, [rows[int(x)] for x in i]) for i, s in zip(ids, scores, strict=True)
+        ]
+
+    def info(self) -> GalleryInfo:
+        with self._lock:
+            live, deleted = self._store.counts()
+            capacity = self._index.capacity
+        manifest = self.manifest
+        return GalleryInfo(
+            directory=str(self.directory),
+            model=manifest.model.describe(),
+            model_family=manifest.model.family,
+            dim=manifest.dim,
+            space=manifest.space,
+            M=manifest.M,
+            ef_construction=manifest.ef_construction,
+            ef=manifest.ef,
+            live=live,
+            deleted=deleted,
+            max_elements=capacity,
+            generation=manifest.generation,
+            root=manifest.root,
+            created_at=manifest.created_at,
+            updated_at=manifest.updated_at,
+            file_bytes={n: (self.directory / n).stat().st_size for n in manifest.files},
+            uncommitted_changes=self._dirty,
+        )
+
+    def export_vectors(self) -> ExportedVectors:
+        with self._lock:
+            live = self._store.live_ids()
+            rows = self._store.rows(live)
+            vectors = self._index.vectors(live)
+        return ExportedVectors(live, vectors, [rows[int(i)] for i in live], self.manifest)
+
+    # ------------------------------------------------------------------ internals
+    def _mark_deleted(self, ids: Sequence[int]) -> None:
+        self._index.mark_deleted(list(ids))
+        self._live -= len(ids)
+        if ids:
+            self._store.mark_deleted(ids)
+            self._dirty = True
+
+    def _check_vectors(self, vectors: np.ndarray, unit: bool = True) -> np.ndarray:
+        return check_vectors(vectors, self.manifest, self.directory, unit)
+
+    def _check_model(self, expected: ModelRef) -> None:
+        built = self.manifest.model
+        if expected.family != built.family or expected.dim != built.dim:
+            self.close()
+            raise GalleryMismatchError(
+                f"{self.directory}: gallery was built with model {built.describe()}, you are "
+                f"querying with model {expected.describe()}: rebuild the gallery with "
+                "`sketchsearch gallery build` for this model"
+            )
+        if expected.precision != built.precision:
+            self.notes.append(
+                f"gallery built at {built.precision}, queried at {expected.precision}: "
+                "same weights, vectors are comparable"
+            )
+
+    def _require_writer(self) -> None:
+        if self._writer is None:
+            raise GalleryError(
+                f"{self.directory}: opened read-only; open with mode='rw' to change it"
+            )
+
+
+def _recover_as_reader(folder: Path) -> None:
+    """Roll an interrupted commit forward if no writer is alive; readers need a whole state."""
+    writer = FileLock(folder / WRITER_LOCK)
+    try:
+        writer.acquire(exclusive=True, timeout=0)
+    except (GalleryBusyError, PermissionError):
+        return  # a live writer is mid-commit; its renames happen under the commit lock
+    try:
+        recover(folder)
+    finally:
+        writer.release()

@@ -1,0 +1,108 @@
+"""The gallery manifest: what was indexed, with which model and parameters, in which files.
+
+It is written last when a gallery is saved, so it is the commit point: the files it names,
+with the sizes it records, are the gallery. Readers trust nothing the manifest does not vouch
+for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sketchsearch.gallery.errors import GalleryCorruptError
+
+GALLERY_FORMAT = "sketchsearch-gallery"
+GALLERY_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The identity of the model that made the vectors.
+
+    ``family`` names the weights (for an exported model, its checkpoint's SHA-256): vectors of
+    one family are comparable whatever the precision they were computed at. ``summary`` is the
+    model card's summary, stored as given; the gallery only compares ``family`` and ``dim``.
+    """
+
+    family: str
+    name: str
+    dim: int
+    precision: str = "fp32"
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str) -> ModelRef:
+        _check_keys(raw, cls, f"{source}: model")
+        return cls(**raw)
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.precision}, family {self.family[:12]})"
+
+
+@dataclass(frozen=True)
+class GalleryManifest:
+    format: str
+    format_version: int
+    generation: int  # +1 at every commit; also stored inside items.sqlite
+    model: ModelRef
+    dim: int
+    space: str
+    M: int
+    ef_construction: int
+    ef: int  # the default search ef: hnswlib does not persist it
+    live: int
+    deleted: int
+    max_elements: int
+    root: str | None  # item paths are relative to this folder
+    created_at: str
+    updated_at: str
+    files: dict[str, int]  # file name -> size in bytes, checked on open
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> GalleryManifest:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise GalleryCorruptError(f"{source}: not valid JSON ({err.msg})") from None
+        if not isinstance(raw, dict) or raw.get("format") != GALLERY_FORMAT:
+            raise GalleryCorruptError(f"{source}: not a sketchsearch gallery manifest")
+        if raw.get("format_version") != GALLERY_FORMAT_VERSION:
+            raise GalleryCorruptError(
+                f"{source}: gallery format version {raw.get('format_version')!r}; this "
+                f"version of sketchsearch reads version {GALLERY_FORMAT_VERSION}"
+            )
+        _check_keys(raw, cls, source)
+        try:
+            return cls(**{**raw, "model": ModelRef.from_dict(raw["model"], source)})
+        except TypeError as err:
+            raise GalleryCorruptError(f"{source}: malformed manifest ({err})") from None
+
+    def committed(self, **changes: Any) -> GalleryManifest:
+        """The manifest of the next generation."""
+        return replace(self, generation=self.generation + 1, updated_at=now(), **changes)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _check_keys(raw: dict[str, Any], cls: type, source: str) -> None:
+    expected = {f.name for f in fields(cls)}
+    unknown = set(raw) - expected
+    missing = {f.name for f in fields(cls) if f.name not in raw and not _has_default(f)}
+    if unknown or missing:
+        raise GalleryCorruptError(
+            f"{source}: unexpected keys {sorted(unknown)}, missing keys {sorted(missing)}"
+        )
+
+
+def _has_default(f: Any) -> bool:
+    from dataclasses import MISSING
+
+    return f.default is not MISSING or f.default_factory is not MISSING
