@@ -164,8 +164,8 @@ def measure(size: int, queries_n: int, workdir: Path) -> dict[str, Any]:
             result["defaults"][f"qps_{threads}_thread"] = round(
                 queries_n / (time.perf_counter() - start)
             )
-    index = VectorIndex.load(
-        folder / "index.bin", space="cosine", dim=DIM, M=DEFAULT_M, ef=1, count=size, capacity=size
+    index, _ = VectorIndex.load(
+        folder / "index.bin", space="cosine", dim=DIM, M=DEFAULT_M, ef=1, count=size
     )
     result["ef_sweep"] = sweep(index, queries, kth, np.arange(size))
     return result

@@ -7,8 +7,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from sketchsearch.gallery.commit import ITEMS_FILE, MANIFEST_FILE
+from sketchsearch.gallery.commit import MANIFEST_FILE
 from sketchsearch.gallery.errors import GalleryCorruptError, GalleryError
+from sketchsearch.gallery.hnsw_file import IndexFacts
 from sketchsearch.gallery.items import GalleryItem, ItemStore
 from sketchsearch.gallery.manifest import GalleryManifest, ModelRef
 from sketchsearch.gallery.scores import SPACES, UNIT_NORM_SPACES
@@ -51,9 +52,14 @@ def check_paths(items: Sequence[GalleryItem]) -> None:
         seen.add(item.path)
 
 
-def check_files(folder: Path, manifest: GalleryManifest) -> None:
+def check_files(files: dict[str, Path], manifest: GalleryManifest) -> None:
+    if set(manifest.files) != set(files):
+        raise GalleryCorruptError(
+            f"{next(iter(files.values())).parent}: the manifest lists {sorted(manifest.files)}, "
+            f"a gallery has {sorted(files)}"
+        )
     for name, size in manifest.files.items():
-        path = folder / name
+        path = files[name]
         if not path.exists():
             raise GalleryCorruptError(f"{path}: missing (the manifest lists it)")
         actual = path.stat().st_size
@@ -64,22 +70,38 @@ def check_files(folder: Path, manifest: GalleryManifest) -> None:
             )
 
 
-def check_store(folder: Path, manifest: GalleryManifest, store: ItemStore) -> None:
+def check_store(
+    items: Path, manifest: GalleryManifest, store: ItemStore, facts: IndexFacts
+) -> None:
+    """The metadata must describe exactly the index's elements, from the same generation."""
     live, deleted = store.counts()
     generation = store.generation()
     if (live, deleted, generation) != (manifest.live, manifest.deleted, manifest.generation):
-        store.close()
         raise GalleryCorruptError(
-            f"{folder / ITEMS_FILE}: holds {live} live and {deleted} deleted items of generation "
+            f"{items}: holds {live} live and {deleted} deleted items of generation "
             f"{generation}; the manifest says {manifest.live}, {manifest.deleted}, generation "
             f"{manifest.generation}"
+        )
+    stored_ids, stored_deleted = store.ids_and_deleted()
+    order = np.argsort(facts.labels, kind="stable")
+    if not (
+        np.array_equal(facts.labels[order].astype(np.int64), stored_ids)
+        and np.array_equal(facts.deleted[order], stored_deleted)
+    ):
+        raise GalleryCorruptError(
+            f"{items}: its item ids or delete marks differ from the index's: the two files "
+            "come from different saves"
         )
 
 
 def check_vectors(
-    vectors: np.ndarray, manifest: GalleryManifest, where: Path, unit: bool
+    vectors: np.ndarray, manifest: GalleryManifest, where: Path, stored: bool
 ) -> np.ndarray:
-    """A C-contiguous float32 [n, dim] copy; stored vectors must also have a direction."""
+    """A C-contiguous float32 [n, dim] array.
+
+    Stored vectors in the ip and l2 spaces must already be unit length (their scores are only
+    cosines then); queries are normalised here, so a query's scale never changes its scores.
+    """
     matrix = np.asarray(vectors, dtype=np.float32)
     if matrix.ndim == 1:
         matrix = matrix[None, :]
@@ -90,13 +112,14 @@ def check_vectors(
         )
     if not np.isfinite(matrix).all():
         raise GalleryError(f"{where}: vectors contain NaN or infinity")
-    if unit:
-        norms = np.linalg.norm(matrix, axis=1)
-        if manifest.space in UNIT_NORM_SPACES and np.abs(norms - 1).max(initial=0) > 1e-3:
-            raise GalleryError(
-                f"{where}: the {manifest.space} space needs unit-length vectors "
-                "(L2-normalise them first)"
-            )
-        if (norms < 1e-12).any():
-            raise GalleryError(f"{where}: a zero vector has no direction")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    if (norms < 1e-12).any():
+        raise GalleryError(f"{where}: a zero vector has no direction")
+    if not stored:
+        return np.ascontiguousarray(matrix / norms)
+    if manifest.space in UNIT_NORM_SPACES and np.abs(norms - 1).max(initial=0) > 1e-3:
+        raise GalleryError(
+            f"{where}: the {manifest.space} space needs unit-length vectors "
+            "(L2-normalise them first)"
+        )
     return np.ascontiguousarray(matrix)

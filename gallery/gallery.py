@@ -8,9 +8,10 @@ hnswlib is not safe for queries running during inserts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -27,12 +28,12 @@ from sketchsearch.gallery.commit import (
     INDEX_FILE,
     ITEMS_FILE,
     MANIFEST_FILE,
-    needs_recovery,
+    committed_view,
+    pending_manifest,
     recover,
     write_generation,
 )
 from sketchsearch.gallery.errors import (
-    GalleryBusyError,
     GalleryError,
     GalleryMismatchError,
     GalleryNotFoundError,
@@ -79,6 +80,7 @@ class Gallery:
         self._lock = threading.Lock()
         self._dirty = False
         self._live = store.counts()[0]  # kept here: counting rows per search would be O(n)
+        self._broken = False
 
     # ----------------------------------------------------------------- lifecycle
     @classmethod
@@ -101,29 +103,34 @@ class Gallery:
         (folder / COMMIT_LOCK).touch()
         writer = FileLock(folder / WRITER_LOCK)
         writer.acquire(exclusive=True, timeout=0)
-        index = VectorIndex.new(space, dim, M, ef_construction, ef)
-        stamp = now()
-        manifest = GalleryManifest(
-            GALLERY_FORMAT,
-            GALLERY_FORMAT_VERSION,
-            -1,
-            model,
-            dim,
-            space,
-            M,
-            ef_construction,
-            ef,
-            0,
-            0,
-            INITIAL_CAPACITY,
-            root,
-            stamp,
-            stamp,
-            {},
-        )
-        gallery = cls(folder, manifest, index, ItemStore.new(), writer)
-        gallery._dirty = True
-        gallery.commit()
+        try:
+            check_new_gallery(folder, dim, space, model, M, ef_construction, ef)  # under the lock
+            stamp = now()
+            manifest = GalleryManifest(
+                format=GALLERY_FORMAT,
+                format_version=GALLERY_FORMAT_VERSION,
+                generation=-1,
+                model=model,
+                dim=dim,
+                space=space,
+                M=M,
+                ef_construction=ef_construction,
+                ef=ef,
+                live=0,
+                deleted=0,
+                max_elements=INITIAL_CAPACITY,
+                root=root,
+                created_at=stamp,
+                updated_at=stamp,
+                files={},
+            )
+            index = VectorIndex.new(space, dim, M, ef_construction, ef)
+            gallery = cls(folder, manifest, index, ItemStore.new(), writer)
+            gallery._dirty = True
+            gallery.commit()
+        except BaseException:
+            writer.release()
+            raise
         return gallery
 
     @classmethod
@@ -138,18 +145,14 @@ class Gallery:
         if mode not in ("r", "rw"):
             raise GalleryError(f"mode {mode!r}: use 'r' or 'rw'")
         folder = Path(directory)
-        if (
-            not (folder / MANIFEST_FILE).exists()
-            and not (folder / (MANIFEST_FILE + ".tmp")).exists()
-        ):
+        if not (folder / MANIFEST_FILE).exists() and pending_manifest(folder) is None:
             raise GalleryNotFoundError(f"{folder}: not a gallery (no {MANIFEST_FILE})")
         writer = FileLock(folder / WRITER_LOCK) if mode == "rw" else None
         if writer is not None:
             writer.acquire(exclusive=True, timeout=lock_timeout)
-            recover(folder)
-        elif needs_recovery(folder):
-            _recover_as_reader(folder)
         try:
+            if writer is not None:
+                recover(folder)
             gallery = cls._load(folder, mode, writer)
         except BaseException:
             if writer is not None:
@@ -162,33 +165,37 @@ class Gallery:
     @classmethod
     def _load(cls, folder: Path, mode: str, writer: FileLock | None) -> Gallery:
         with FileLock(folder / COMMIT_LOCK).held(exclusive=False):
-            manifest_path = folder / MANIFEST_FILE
+            manifest_path, files = committed_view(folder)
             manifest = GalleryManifest.from_json(
                 manifest_path.read_text("utf-8"), str(manifest_path)
             )
-            check_files(folder, manifest)
-            index = VectorIndex.load(
-                folder / INDEX_FILE,
+            check_files(files, manifest)
+            index, facts = VectorIndex.load(
+                files[INDEX_FILE],
                 space=manifest.space,
                 dim=manifest.dim,
                 M=manifest.M,
                 ef=manifest.ef,
                 count=manifest.live + manifest.deleted,
-                capacity=manifest.max_elements,
             )
-            items_path = folder / ITEMS_FILE
-            store = (
-                ItemStore.load_copy(items_path)
-                if mode == "rw"
-                else ItemStore.open_readonly(items_path)
-            )
-        check_store(folder, manifest, store)
+            items = files[ITEMS_FILE]
+            store = ItemStore.load_copy(items) if mode == "rw" else ItemStore.open_readonly(items)
+        try:
+            check_store(items, manifest, store, facts)
+        except BaseException:
+            store.close()
+            raise
         return cls(folder, manifest, index, store, writer)
 
     def commit(self) -> None:
         """Save the changes made since the last commit (crash-safe); no-op when clean."""
         self._require_writer()
         with self._lock:
+            if self._broken:
+                raise GalleryError(
+                    f"{self.directory}: not saved: an earlier change failed half-way; reopen "
+                    "the gallery to discard the uncommitted changes"
+                )
             if not self._dirty:
                 return
             live, deleted = self._store.counts()
@@ -205,7 +212,8 @@ class Gallery:
             self._dirty = False
 
     def close(self) -> None:
-        self._store.close()
+        with self._lock:  # not under a search running in another thread
+            self._store.close()
         if self._writer is not None:
             self._writer.release()
             self._writer = None
@@ -229,12 +237,11 @@ class Gallery:
     # ------------------------------------------------------------------ changes
     def add(self, vectors: np.ndarray, items: Sequence[GalleryItem]) -> AddReport:
         """Add new items; skip those present with the same content; replace changed ones."""
-        self._require_writer()
         matrix = self._check_vectors(vectors)
         if len(items) != len(matrix):
             raise GalleryError(f"{len(matrix)} vectors but {len(items)} items")
         check_paths(items)
-        with self._lock:
+        with self._changing():
             present = self._store.live_by_path(item.path for item in items)
             fresh, changed, skipped = [], [], []
             for position, item in enumerate(items):
@@ -262,8 +269,7 @@ class Gallery:
         )
 
     def remove(self, ids: Iterable[int] = (), paths: Iterable[str] = ()) -> RemoveReport:
-        self._require_writer()
-        with self._lock:
+        with self._changing():
             wanted_ids = [int(i) for i in ids]
             rows = self._store.rows(wanted_ids)
             live_ids = [i for i in wanted_ids if i in rows and not rows[i].deleted]
@@ -278,8 +284,7 @@ class Gallery:
 
     def compact(self) -> int:
         """Rebuild the index without deleted items (ids are kept); returns how many went."""
-        self._require_writer()
-        with self._lock:
+        with self._changing():
             live = self._store.live_ids()
             gone = self._store.counts()[1]
             self._index = self._index.rebuilt(live, self.manifest.M, self.manifest.ef_construction)
@@ -297,7 +302,7 @@ class Gallery:
         threads: int = 1,
     ) -> list[SearchResult]:
         """The ``k`` best live items per query; ``filter`` keeps only items with these labels."""
-        queries = self._check_vectors(vectors, unit=False)
+        queries = self._check_vectors(vectors, stored=False)
         if k < 1:
             raise GalleryError(f"k={k}: ask for at least one result")
         labels = [filter] if isinstance(filter, str) else filter
@@ -359,8 +364,8 @@ class Gallery:
             self._store.mark_deleted(ids)
             self._dirty = True
 
-    def _check_vectors(self, vectors: np.ndarray, unit: bool = True) -> np.ndarray:
-        return check_vectors(vectors, self.manifest, self.directory, unit)
+    def _check_vectors(self, vectors: np.ndarray, stored: bool = True) -> np.ndarray:
+        return check_vectors(vectors, self.manifest, self.directory, stored)
 
     def _check_model(self, expected: ModelRef) -> None:
         built = self.manifest.model
@@ -377,21 +382,24 @@ class Gallery:
                 "same weights, vectors are comparable"
             )
 
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the lock for a change; a change that fails half-way blocks later commits."""
+        self._require_writer()
+        if self._broken:
+            raise GalleryError(
+                f"{self.directory}: an earlier change failed half-way; reopen the gallery to "
+                "discard the uncommitted changes"
+            )
+        with self._lock:
+            try:
+                yield
+            except BaseException:
+                self._broken = True
+                raise
+
     def _require_writer(self) -> None:
         if self._writer is None:
             raise GalleryError(
                 f"{self.directory}: opened read-only; open with mode='rw' to change it"
             )
-
-
-def _recover_as_reader(folder: Path) -> None:
-    """Roll an interrupted commit forward if no writer is alive; readers need a whole state."""
-    writer = FileLock(folder / WRITER_LOCK)
-    try:
-        writer.acquire(exclusive=True, timeout=0)
-    except (GalleryBusyError, PermissionError):
-        return  # a live writer is mid-commit; its renames happen under the commit lock
-    try:
-        recover(folder)
-    finally:
-        writer.release()

@@ -12,7 +12,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from sketchsearch.gallery.hnsw_file import check_index_file
+from sketchsearch.gallery.hnsw_file import IndexFacts, check_index_file
 from sketchsearch.gallery.scores import distance_to_score, exact_scores
 
 INITIAL_CAPACITY = 1024
@@ -41,13 +41,17 @@ class VectorIndex:
 
     @classmethod
     def load(
-        cls, path: Path, *, space: str, dim: int, M: int, ef: int, count: int, capacity: int
-    ) -> VectorIndex:
-        """Load after checking the file, so a bad file is an error rather than a crash."""
-        check_index_file(path, dim=dim, count=count, m=M)
+        cls, path: Path, *, space: str, dim: int, M: int, ef: int, count: int
+    ) -> tuple[VectorIndex, IndexFacts]:
+        """Load after checking the file, so a bad file is an error rather than a crash.
+
+        The capacity comes from the element count, never from the file or the manifest, so
+        a damaged size field cannot make hnswlib allocate absurd amounts of memory.
+        """
+        facts = check_index_file(path, dim=dim, count=count, m=M)
         index = hnswlib.Index(space=space, dim=dim)
-        index.load_index(str(path), max_elements=capacity)
-        return cls(index, space, ef)
+        index.load_index(str(path), max_elements=max(count, INITIAL_CAPACITY))
+        return cls(index, space, ef), facts
 
     def save(self, path: Path) -> None:
         self.raw.save_index(str(path))

@@ -120,8 +120,9 @@ class ItemStore:
         return int(row[0]), int(row[1])
 
     def next_id(self) -> int:
-        row = self.connection.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM items").fetchone()
-        return int(row[0])
+        """Ids are never reused, not even after compaction purges deleted rows."""
+        row = self.connection.execute("SELECT value FROM meta WHERE key = 'next_id'").fetchone()
+        return int(row[0]) if row else 0
 
     def live_by_path(self, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
         """path -> (id, sha256) of the live items among ``paths``."""
@@ -138,7 +139,11 @@ class ItemStore:
             (i, item.path, item.label, item.instance, item.sha256, added_at)
             for i, item in zip(ids, items, strict=True)
         ]
+        following = max(self.next_id(), max(ids, default=-1) + 1)
         with self.connection:
+            self.connection.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('next_id', ?)", (str(following),)
+            )
             self.connection.executemany(
                 "INSERT INTO items (id, path, label, instance, sha256, added_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -173,9 +178,11 @@ class ItemStore:
             args = list(labels)
         return np.array([r[0] for r in self.connection.execute(query, args)], dtype=np.int64)
 
-    def deleted_ids(self) -> np.ndarray:
-        query = "SELECT id FROM items WHERE deleted = 1 ORDER BY id"
-        return np.array([r[0] for r in self.connection.execute(query)], dtype=np.int64)
+    def ids_and_deleted(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every id, sorted, and whether it is deleted."""
+        rows = self.connection.execute("SELECT id, deleted FROM items ORDER BY id").fetchall()
+        table = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return table[:, 0], table[:, 1].astype(bool)
 
     def live_rows(self) -> list[ItemRow]:
         query = f"SELECT {_COLUMNS} FROM items WHERE deleted = 0 ORDER BY id"

@@ -1,8 +1,10 @@
 """Locks between processes (fcntl) for a gallery folder.
 
 Two lock files: ``.writer.lock`` is held exclusively for a whole read-write session, so there is
-one writer at a time; ``.commit.lock`` is held exclusively only while a commit renames files into
-place, and shared by readers while they load, so no reader ever loads half a commit.
+one writer at a time (others wait up to a timeout, then get GalleryBusyError); ``.commit.lock``
+is held exclusively only while a commit renames files into place, and shared by readers while
+they load, so no reader ever loads half a commit. Both holders are brief, so those two wait
+without a timeout.
 """
 
 from __future__ import annotations
@@ -25,32 +27,37 @@ class FileLock:
         self.path = path
         self._descriptor: int | None = None
 
-    def acquire(self, exclusive: bool, timeout: float) -> None:
+    def acquire(self, exclusive: bool, timeout: float | None) -> None:
+        """Take the lock; ``timeout=None`` waits as long as it takes."""
         flags = os.O_RDWR | os.O_CREAT if exclusive else os.O_RDONLY
-        try:
-            descriptor = os.open(self.path, flags, 0o644)
-        except FileNotFoundError:
-            if exclusive:
-                raise
-            return  # a read-only view of a gallery made before lock files: nothing to wait for
-        deadline = time.monotonic() + timeout
+        descriptor = os.open(self.path, flags, 0o644)
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            if timeout is None:
+                fcntl.flock(descriptor, mode)
+            else:
+                self._poll(descriptor, mode, timeout)
+        except BaseException:
+            os.close(descriptor)
+            raise
+        self._descriptor = descriptor
+        if exclusive:
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, str(os.getpid()).encode())
+
+    def _poll(self, descriptor: int, mode: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
-                break
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    os.close(descriptor)
                     raise GalleryBusyError(
                         f"{self.path.parent}: another process is writing this gallery "
                         f"{self._holder()}; wait for it to finish and retry"
                     ) from None
                 time.sleep(0.02)
-        self._descriptor = descriptor
-        if exclusive:
-            os.ftruncate(descriptor, 0)
-            os.write(descriptor, str(os.getpid()).encode())
 
     def release(self) -> None:
         if self._descriptor is not None:
@@ -59,7 +66,7 @@ class FileLock:
             self._descriptor = None
 
     @contextlib.contextmanager
-    def held(self, exclusive: bool, timeout: float = 30.0) -> Iterator[None]:
+    def held(self, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
         self.acquire(exclusive, timeout)
         try:
             yield

@@ -34,8 +34,16 @@ class ModelRef:
     summary: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], source: str) -> ModelRef:
+    def from_dict(cls, raw: object, source: str) -> ModelRef:
+        if not isinstance(raw, dict):
+            raise GalleryCorruptError(f"{source}: model must be an object")
         _check_keys(raw, cls, f"{source}: model")
+        for name in ("family", "name", "precision"):
+            if name in raw and not (isinstance(raw[name], str) and raw[name]):
+                raise GalleryCorruptError(f"{source}: model.{name} must be a non-empty string")
+        _check_int(raw, "dim", 1, f"{source}: model")
+        if not isinstance(raw.get("summary", {}), dict):
+            raise GalleryCorruptError(f"{source}: model.summary must be an object")
         return cls(**raw)
 
     def describe(self) -> str:
@@ -78,14 +86,56 @@ class GalleryManifest:
                 f"version of sketchsearch reads version {GALLERY_FORMAT_VERSION}"
             )
         _check_keys(raw, cls, source)
-        try:
-            return cls(**{**raw, "model": ModelRef.from_dict(raw["model"], source)})
-        except TypeError as err:
-            raise GalleryCorruptError(f"{source}: malformed manifest ({err})") from None
+        _check_types(raw, source)
+        model = ModelRef.from_dict(raw["model"], source)
+        if model.dim != raw["dim"]:
+            raise GalleryCorruptError(
+                f"{source}: model.dim {model.dim} differs from dim {raw['dim']}"
+            )
+        return cls(**{**raw, "model": model})
 
     def committed(self, **changes: Any) -> GalleryManifest:
         """The manifest of the next generation."""
         return replace(self, generation=self.generation + 1, updated_at=now(), **changes)
+
+
+_MINIMUMS = {
+    "generation": 0,
+    "dim": 1,
+    "M": 2,
+    "ef_construction": 1,
+    "ef": 1,
+    "live": 0,
+    "deleted": 0,
+    "max_elements": 0,
+}
+
+
+def _check_int(raw: dict[str, Any], name: str, minimum: int, source: str) -> None:
+    value = raw.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise GalleryCorruptError(f"{source}: {name} must be an integer ≥ {minimum}, not {value!r}")
+
+
+def _check_types(raw: dict[str, Any], source: str) -> None:
+    """Field types and ranges: a hand-edited manifest must fail here, not inside hnswlib."""
+    from sketchsearch.gallery.scores import SPACES
+
+    for name, minimum in _MINIMUMS.items():
+        _check_int(raw, name, minimum, source)
+    if raw["space"] not in SPACES:
+        raise GalleryCorruptError(f"{source}: space {raw['space']!r} is not one of {SPACES}")
+    for name in ("created_at", "updated_at"):
+        if not isinstance(raw[name], str):
+            raise GalleryCorruptError(f"{source}: {name} must be a string")
+    if raw["root"] is not None and not isinstance(raw["root"], str):
+        raise GalleryCorruptError(f"{source}: root must be a string or null")
+    files = raw["files"]
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in files.items()
+    ):
+        raise GalleryCorruptError(f"{source}: files must map file names to sizes in bytes")
 
 
 def now() -> str:

@@ -71,6 +71,12 @@ def run(command: click.Command, args: list[str] | None = None) -> int:
         return int(err.exit_code)
     except click.exceptions.Exit as done:
         return int(done.exit_code)
+    except OSError as err:  # a file the user named cannot be read or written
+        if _debug_requested():
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        click.echo(f"error: {where}{err.strerror or err}", err=True)
+        return int(ExitCode.BAD_INPUT)
     except click.ClickException as err:
         err.show()
         return int(ExitCode.USAGE)

@@ -41,10 +41,17 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert run(cli, ["gallery", "info", str(tmp_path)]) == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a gallery" in err and err.count("\n") == 1
-    (tmp_path / "g").mkdir()
     with Gallery.create(tmp_path / "g2", 16, model=model()):
         pass
     (tmp_path / "g2" / "index.bin").write_bytes(b"\0" * 10)
     assert run(cli, ["gallery", "info", str(tmp_path / "g2")]) == ExitCode.BAD_INPUT
-    assert "index.bin" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "index.bin" in err and err.count("\n") == 1
+    with Gallery.create(tmp_path / "g3", 16, model=model()):
+        pass
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "v.npz"  # a path under a file: an OS error, one line
+    assert run(cli, ["gallery", "export", str(tmp_path / "g3"), "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "file" in err and err.count("\n") == 1
     assert run(cli, ["gallery", "remove", str(tmp_path / "g2")]) == ExitCode.USAGE

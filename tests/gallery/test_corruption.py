@@ -45,9 +45,12 @@ def test_truncated_index(folder: Path) -> None:
     index.write_bytes(data[: len(data) // 2])
     with pytest.raises(GalleryCorruptError, match=r"index.bin: \d+ bytes, the manifest says"):
         Gallery.open(folder)
-    edit_manifest(folder, files={"index.bin": len(data) // 2, "items.sqlite": 8192 * 3})
+    sizes = json.loads((folder / "manifest.json").read_text())["files"]
+    edit_manifest(folder, files={**sizes, "index.bin": len(data) // 2})  # sizes agree now
+    with pytest.raises(GalleryCorruptError, match=r"truncated: .* cannot hold 200 elements"):
+        Gallery.open(folder)
     done = open_in_subprocess(folder)
-    assert done.returncode == 3, done.stderr
+    assert done.returncode == 3 and "cannot hold 200 elements" in done.stdout, done.stderr
 
 
 @pytest.mark.parametrize(
@@ -56,7 +59,11 @@ def test_truncated_index(folder: Path) -> None:
         (16, 10**12, "it holds 1000000000000 elements"),  # element count
         (24, 999, "vectors have"),  # size of one element: another dimension
         (72, 7, "M is 7"),
-        (48, 2**31 + 5, "the header is inconsistent"),  # top level and entry point
+        (48, 2**31 + 5, "top level or entry point is out of range"),
+        (0, 8, "offsets do not match"),  # offsetLevel0
+        (32, 3, "offsets do not match"),  # label offset
+        (40, 5, "offsets do not match"),  # data offset
+        (80, 0x7FF8000000000000, "the header is inconsistent"),  # mult = NaN
     ],
 )
 def test_corrupt_index_header(folder: Path, offset: int, value: int, message: str) -> None:
@@ -85,6 +92,66 @@ def test_corrupt_neighbour_ids_and_link_lists(folder: Path) -> None:
     with pytest.raises(GalleryCorruptError, match="impossible link-list size"):
         Gallery.open(folder)
     assert open_in_subprocess(folder).returncode == 3
+
+
+def link_lists(data: bytes, count: int = 200) -> list[tuple[int, int]]:
+    """(level, byte offset of its upper-level links) for every element, walking the file."""
+    size_data = int.from_bytes(data[24:32], "little")
+    position, found = 96 + count * size_data, []
+    for _ in range(count):
+        length = int.from_bytes(data[position : position + 4], "little")
+        found.append((length // (16 * 4 + 4), position + 4))
+        position += 4 + length
+    return found
+
+
+def test_crafted_upper_levels_and_entry_point(folder: Path) -> None:
+    index = folder / "index.bin"
+    good = index.read_bytes()
+    lists = link_lists(good)
+    upper = next(e for e, (level, _) in enumerate(lists) if level > 0)
+    flat = next(e for e, (level, _) in enumerate(lists) if level == 0)
+    bad = bytearray(good)
+    links = lists[upper][1]
+    bad[links : links + 8] = (1).to_bytes(4, "little") + flat.to_bytes(4, "little")
+    index.write_bytes(bytes(bad))  # a level-1 link to an element that has only level 0
+    with pytest.raises(GalleryCorruptError, match="element without that level"):
+        Gallery.open(folder)
+    assert open_in_subprocess(folder).returncode == 3
+    bad = bytearray(good)
+    bad[52:56] = flat.to_bytes(4, "little")  # entry point on level 0
+    index.write_bytes(bytes(bad))
+    with pytest.raises(GalleryCorruptError, match="entry point is not on the top level"):
+        Gallery.open(folder)
+
+
+def test_labels_that_do_not_match_the_item_database(folder: Path) -> None:
+    index = folder / "index.bin"
+    data = bytearray(index.read_bytes())
+    size_data = int.from_bytes(data[24:32], "little")
+    label_offset = int.from_bytes(data[32:40], "little")
+    data[96 + label_offset : 96 + label_offset + 8] = (777).to_bytes(8, "little")
+    index.write_bytes(bytes(data))
+    with pytest.raises(GalleryCorruptError, match="ids or delete marks differ"):
+        Gallery.open(folder)
+    assert size_data > 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"files": []}, "files must map file names"),
+        ({"max_elements": -1}, "max_elements must be an integer"),
+        ({"space": "dot"}, "space 'dot' is not one of"),
+        ({"dim": "16"}, "dim must be an integer"),
+        ({"live": True}, "live must be an integer"),
+        ({"model": {"family": "", "name": "x", "dim": 16}}, "model.family must be"),
+    ],
+)
+def test_hand_edited_manifest_fields(folder: Path, change: dict, message: str) -> None:
+    edit_manifest(folder, **change)
+    with pytest.raises(GalleryCorruptError, match=message):
+        Gallery.open(folder)
 
 
 def test_manifest_claiming_more_elements_than_the_file_holds(folder: Path) -> None:

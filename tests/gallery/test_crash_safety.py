@@ -17,7 +17,7 @@ from sketchsearch.gallery import Gallery
 from sketchsearch.gallery.commit import CRASH_ENV
 
 WRITER = Path(__file__).with_name("writer_process.py")
-BEFORE_COMMIT_POINT = ["index-written", "items-written"]
+BEFORE_COMMIT_POINT = ["index-written", "items-written"]  # the pending manifest commits
 AFTER_COMMIT_POINT = ["manifest-written", "index.bin-renamed", "items.sqlite-renamed"]
 
 
@@ -78,3 +78,37 @@ def test_kill_at_random_moments(folder: Path) -> None:
         child.wait()
         live = assert_whole(folder, "rw")
         assert (live - 100) % 400 == 0
+
+
+def test_a_reader_never_mixes_generations_while_a_new_writer_waits(folder: Path) -> None:
+    """A writer died mid-rename; a second writer holds the lock but has not recovered yet."""
+    from sketchsearch.gallery.locking import WRITER_LOCK, FileLock
+
+    with Gallery.open(folder, mode="rw") as gallery:  # a remove-only commit keeps sizes equal
+        gallery.remove(ids=[3])
+    killed = run_remove(folder, crash_at="index.bin-renamed")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    lock = FileLock(folder / WRITER_LOCK)
+    lock.acquire(exclusive=True, timeout=0)
+    try:
+        with Gallery.open(folder) as reader:  # sees the new generation, whole
+            info = reader.info()
+            assert (info.live, info.deleted) == (98, 2)
+            assert reader.export_vectors().ids.size == 98
+    finally:
+        lock.release()
+    assert assert_whole(folder, "rw") == 98
+
+
+def run_remove(folder: Path, crash_at: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import sys\nfrom sketchsearch.gallery import Gallery\n"
+        "with Gallery.open(sys.argv[1], mode='rw') as g:\n    g.remove(ids=[4])\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        env={**os.environ, CRASH_ENV: crash_at},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -163,3 +163,76 @@ def test_an_error_inside_the_block_discards_uncommitted_changes(built) -> None:
         raise RuntimeError("boom")
     with Gallery.open(folder) as reader:
         assert reader.info().live == 300
+
+
+def test_an_empty_gallery_reopens(tmp_path: Path) -> None:
+    with Gallery.create(tmp_path / "g", DIM, model=model()):
+        pass
+    with Gallery.open(tmp_path / "g", mode="rw") as gallery:
+        assert gallery.info().live == 0
+        gallery.add(clustered(5, DIM), items(5))
+    with Gallery.open(tmp_path / "g", mode="rw") as gallery:
+        gallery.remove(ids=range(5))
+        gallery.compact()
+    with Gallery.open(tmp_path / "g") as gallery:
+        assert (gallery.info().live, gallery.info().deleted) == (0, 0)
+        assert gallery.search(clustered(1, DIM), k=3)[0].ids.size == 0
+
+
+def test_ids_are_never_reused_even_after_compaction(built) -> None:
+    folder, vectors = built
+    with Gallery.open(folder, mode="rw") as gallery:
+        gallery.remove(ids=[299])
+        gallery.compact()
+    with Gallery.open(folder, mode="rw") as gallery:
+        assert gallery.add(vectors[:1], items(1, start=500)).added == [300]
+
+
+def test_query_scale_never_changes_scores(tmp_path: Path) -> None:
+    vectors = clustered(50, DIM)
+    for space in ("cosine", "ip", "l2"):
+        with Gallery.create(tmp_path / space, DIM, space, model=model()) as gallery:
+            gallery.add(vectors, items(50))
+            unit = gallery.search(vectors[:3], k=5)
+            scaled = gallery.search(vectors[:3] * 3, k=5)
+        for a, b in zip(unit, scaled, strict=True):
+            assert np.allclose(a.scores, b.scores, atol=1e-5), space
+            assert abs(a.scores[0] - 1.0) < 1e-5, space
+
+
+def test_a_failed_change_is_never_committed(built, monkeypatch) -> None:
+    folder, vectors = built
+    gallery = Gallery.open(folder, mode="rw")
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(gallery._store, "insert", fail)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        gallery.add(-vectors[:2], items(2, tag="-new"))  # marks 2 replaced, then fails
+    with pytest.raises(GalleryError, match="failed half-way"):
+        gallery.commit()
+    with pytest.raises(GalleryError, match="failed half-way"):
+        gallery.remove(ids=[5])
+    gallery.close()
+    with Gallery.open(folder) as reader:
+        assert (reader.info().live, reader.info().deleted) == (300, 0)
+
+
+def test_a_failed_commit_leaves_nothing_behind(built, monkeypatch) -> None:
+    folder, vectors = built
+    with Gallery.open(folder, mode="rw") as gallery:
+        gallery.add(vectors[:5], items(5, start=900))
+
+        def fail(path: Path) -> None:
+            path.write_bytes(b"partial")
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(gallery._store, "save_to", fail)
+        with pytest.raises(OSError, match="No space left"):
+            gallery.commit()
+        monkeypatch.undo()
+        assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) == []
+        gallery.remove(ids=[0])
+    with Gallery.open(folder) as reader:  # the retried commit saved both changes
+        assert (reader.info().live, reader.info().deleted) == (304, 1)
