@@ -20,6 +20,7 @@ from sketchsearch.data.errors import ExitCode, SketchsearchError
 SUBCOMMANDS: dict[str, str] = {
     "data": "sketchsearch.data.cli:data",
     "gallery": "sketchsearch.gallery.cli:gallery",
+    "train": "sketchsearch.train.cli:train",
 }
 
 DEBUG_ENV = "SKETCHSEARCH_DEBUG"

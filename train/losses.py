@@ -27,7 +27,7 @@ class LossInputs:
 
     query: Tensor
     positive: Tensor
-    negative: Tensor
+    negative: Tensor | None  # None when no loss in use needs negatives (ce, infonce)
     query_logits: Tensor | None = None
     positive_logits: Tensor | None = None
     labels: Tensor | None = None
@@ -36,14 +36,22 @@ class LossInputs:
         if self.query.dim() != 2:
             raise ValueError(f"query must be [B, D], got shape {tuple(self.query.shape)}")
         for name in ("positive", "negative"):
+            if getattr(self, name) is None:
+                continue
             shape = tuple(getattr(self, name).shape)
             if shape != tuple(self.query.shape):
                 raise ValueError(f"{name} has shape {shape}, query {tuple(self.query.shape)}")
 
 
 def _unit(batch: LossInputs) -> tuple[Tensor, Tensor, Tensor]:
-    unit = [F.normalize(t, dim=1) for t in (batch.query, batch.positive, batch.negative)]
-    return unit[0], unit[1], unit[2]
+    """Unit-length query, positive and negative; pair losses cannot run without negatives."""
+    if batch.negative is None:
+        raise ValueError("this loss compares with negatives, but the batch has none")
+    return (*_unit_pair(batch), F.normalize(batch.negative, dim=1))
+
+
+def _unit_pair(batch: LossInputs) -> tuple[Tensor, Tensor]:
+    return F.normalize(batch.query, dim=1), F.normalize(batch.positive, dim=1)
 
 
 def _check_margin(margin: float) -> float:
@@ -121,8 +129,9 @@ class TripletLoss(nn.Module):
 class InfoNCELoss(nn.Module):
     """NT-Xent with every photo of the batch as a candidate (van den Oord et al. 2018).
 
-    ``logits = q · Pᵀ / τ`` with P = concat(positives, negatives) [2B, D]; row i's target is
-    column i, its own positive; cross-entropy over the 2B columns. Standard simplification: when
+    ``logits = q · Pᵀ / τ`` with P = concat(positives, negatives) [2B, D] (or the positives
+    alone when the batch carries no negatives); row i's target is column i, its own positive;
+    cross-entropy over the columns. Standard simplification: when
     two queries share a category or instance, each one's positive counts as a negative of the
     other ("false negative"); this is accepted, not masked.
     """
@@ -134,8 +143,9 @@ class InfoNCELoss(nn.Module):
         self.temperature = temperature
 
     def forward(self, batch: LossInputs) -> Tensor:
-        q, p, n = _unit(batch)
-        logits = q @ torch.cat([p, n]).T / self.temperature
+        q, p = _unit_pair(batch)
+        photos = p if batch.negative is None else torch.cat([p, F.normalize(batch.negative, dim=1)])
+        logits = q @ photos.T / self.temperature
         return F.cross_entropy(logits, torch.arange(len(q), device=q.device))
 
 
@@ -200,6 +210,12 @@ class CombinedLoss(nn.Module):
         self.terms = nn.ModuleDict(
             {name: build_loss(name, margin, temperature) for name in self.weights}
         )
+
+    @property
+    def needs_negatives(self) -> bool:
+        """Whether a pair term needs negatives; infonce uses them only when they are there anyway,
+        its in-batch positives being negatives of every other query."""
+        return bool({"contrastive", "cosine", "triplet"} & set(self.weights))
 
     @property
     def needs_logits(self) -> bool:

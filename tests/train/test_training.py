@@ -1,0 +1,148 @@
+"""Short real training runs on tiny synthetic data (timm's test_efficientnet at 32 px)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sketchsearch.data.errors import UsageError
+from sketchsearch.train.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    load_checkpoint,
+)
+from sketchsearch.train.config import TrainConfig
+from sketchsearch.train.embedding_model import create_backbone
+from sketchsearch.train.run import train
+
+
+def config_for(tiny_data, out: Path, **changes) -> TrainConfig:
+    root, split = tiny_data
+    base = TrainConfig(
+        data=str(root),
+        split=str(split),
+        out=str(out),
+        model="test_efficientnet",
+        img_size=32,
+        embed_dim=16,
+        epochs=3,
+        batch_size=8,
+        loss="infonce=1,ce=1",
+        lr=3e-3,
+        workers=0,
+        warmup_epochs=0,
+        patience=50,
+        test=True,
+    )
+    return replace(base, **changes)
+
+
+def epoch_losses(out: Path) -> list[float]:
+    with (out / "metrics.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("train/loss_epoch")]
+    return [float(r["train/loss_epoch"]) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return train(config_for(tiny_data, out, epochs=4, lr=3e-3, augment="none")), out
+
+
+def test_a_short_run_learns_and_writes_its_folder(trained) -> None:
+    report, out = trained
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "best.ckpt",
+        "last.ckpt",
+        "metrics.csv",
+        "config.yaml",
+        "classes.txt",
+        "split.txt",
+        "test_metrics.json",
+        "tensorboard",
+    } <= names
+    losses = epoch_losses(out)
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert (out / "classes.txt").read_text().split() == sorted(
+        (out / "classes.txt").read_text().split()
+    )
+    assert "fingerprint: sha256:" in (out / "split.txt").read_text()
+    assert report.test is not None and 0 <= report.test["mAP@all"] <= 1
+    assert {"mAP@all", "P@1", "recall@1", "recall@3", "cos_pos", "cos_neg"} <= set(report.test)
+
+
+def test_resume_continues_the_epoch_count(tiny_data, tmp_path: Path) -> None:
+    first = train(config_for(tiny_data, tmp_path, epochs=1, test=False))
+    assert first.epochs == 1
+    again = train(config_for(tiny_data, tmp_path, epochs=3, resume=True, test=False))
+    assert again.epochs == 3
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["epoch"] == 2
+    assert len(epoch_losses(tmp_path)) == 3
+    with pytest.raises(UsageError, match="nothing to resume"):
+        train(config_for(tiny_data, tmp_path / "empty", resume=True))
+
+
+def test_load_checkpoint_round_trip_and_mismatch(trained, tmp_path: Path) -> None:
+    _, out = trained
+    model = load_checkpoint(out / "best.ckpt", backbone="test_efficientnet", embed_dim=16)
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        embeddings = model.embed(images)
+    assert torch.allclose(embeddings.norm(dim=1), torch.ones(3), atol=1e-5)
+    state = tmp_path / "plain.pt"
+    torch.save(model.state_dict(), state)
+    plain = load_checkpoint(state, model_config=model.config)
+    with torch.no_grad():
+        assert torch.allclose(plain.embed(images), embeddings)
+    with pytest.raises(CheckpointMismatchError, match="backbone 'test_efficientnet'"):
+        load_checkpoint(out / "best.ckpt", backbone="resnet10t")
+    with pytest.raises(CheckpointMismatchError, match="embedding size 16"):
+        load_checkpoint(out / "best.ckpt", embed_dim=32)
+    with pytest.raises(CheckpointMismatchError, match="do not fit"):
+        load_checkpoint(state, model_config=replace(model.config, embed_dim=8))
+    with pytest.raises(CheckpointError, match="plain state dict does not say"):
+        load_checkpoint(state)
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.ckpt")
+
+
+def test_validation_embeds_what_the_runtime_preprocessing_makes(tiny_data) -> None:
+    from sketchsearch.data.split_file import read_split
+    from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_file
+    from sketchsearch.train.triplets import EvalImages
+
+    root, split_path = tiny_data
+    split = read_split(split_path)
+    items = split.part_items("val")[:3]
+    config = PreprocessConfig(input_size=32)
+    dataset = EvalImages(root, items, {c: i for i, c in enumerate(split.categories)}, config)
+    for index, item in enumerate(items):
+        expected = preprocess_file(root / item.path, config)
+        assert np.array_equal(dataset[index]["image"].permute(1, 2, 0).numpy(), expected)
+
+
+def test_pretrained_offline_fails_clearly_and_local_weights_load(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UsageError, match="pass the file with --weights PATH"):
+        create_backbone("resnet10t", pretrained=True)
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("test_efficientnet", num_classes=0)
+    save_file(source.state_dict(), str(tmp_path / "w.safetensors"))
+    loaded = create_backbone("test_efficientnet", weights=str(tmp_path / "w.safetensors"))
+    for (name, a), b in zip(source.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(UsageError, match="weights file not found"):
+        create_backbone("test_efficientnet", weights=str(tmp_path / "none.pt"))
+    with pytest.raises(UsageError, match=r"not a timm model.*did you mean"):
+        create_backbone("resnet10")

@@ -1,0 +1,104 @@
+"""Rebuilding the embedding model from a Lightning checkpoint or a plain state dict.
+
+Loading uses ``weights_only=True`` (no code from the file runs) and strict key matching (a
+checkpoint that does not fit is an error, never a half-loaded model). Export builds on this.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sketchsearch.data.errors import ExitCode, SketchsearchError
+from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig
+
+
+class CheckpointError(SketchsearchError):
+    """A checkpoint that cannot be read."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class CheckpointMismatchError(SketchsearchError):
+    """A checkpoint of another backbone, embedding size or class count than asked for."""
+
+    exit_code = ExitCode.MISMATCH
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    backbone: str | None = None,
+    embed_dim: int | None = None,
+    num_classes: int | None = None,
+    model_config: ModelConfig | None = None,
+) -> EmbeddingModel:
+    """The model in eval mode. A Lightning checkpoint says what it holds; a plain state dict
+    needs ``model_config``. ``backbone``, ``embed_dim`` and ``num_classes`` are checked when
+    given."""
+    source = Path(path)
+    raw = _read(source)
+    if isinstance(raw.get("hyper_parameters"), dict) and "state_dict" in raw:
+        config = ModelConfig.from_dict(raw["hyper_parameters"]["model_config"])
+        state = {
+            k.removeprefix("model."): v
+            for k, v in raw["state_dict"].items()
+            if k.startswith("model.")
+        }
+    elif model_config is not None:
+        config, state = model_config, raw
+    else:
+        raise CheckpointError(
+            f"{source}: a plain state dict does not say which model it holds; pass its "
+            "model config (backbone, embedding size, classes), or use a Lightning checkpoint"
+        )
+    _check_expected(source, config, backbone, embed_dim, num_classes)
+    model = EmbeddingModel(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0] if str(err) else "keys differ"
+        detail = "; ".join(line.strip() for line in str(err).splitlines()[1:3])
+        raise CheckpointMismatchError(
+            f"{source}: its weights do not fit a {config.backbone} embedding model "
+            f"({first} {detail})"
+        ) from None
+    return model.eval()
+
+
+def _read(source: Path) -> dict[str, Any]:
+    if not source.is_file():
+        raise CheckpointError(f"{source}: checkpoint not found")
+    try:
+        raw = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file; all mean "unreadable"
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{source}: not a readable checkpoint ({message})") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{source}: holds a {type(raw).__name__}, not a state dict")
+    return raw
+
+
+def _check_expected(
+    source: Path,
+    config: ModelConfig,
+    backbone: str | None,
+    embed_dim: int | None,
+    num_classes: int | None,
+) -> None:
+    expected = {"backbone": backbone, "embedding size": embed_dim, "class count": num_classes}
+    found = {
+        "backbone": config.backbone,
+        "embedding size": config.embed_dim,
+        "class count": config.num_classes,
+    }
+    wrong = [
+        f"{name} {found[name]!r} (asked for {value!r})"
+        for name, value in expected.items()
+        if value is not None and value != found[name]
+    ]
+    if wrong:
+        raise CheckpointMismatchError(f"{source}: the checkpoint has {', '.join(wrong)}")

@@ -1,0 +1,156 @@
+"""The embedding model: any timm backbone, globally pooled, projected and L2-normalised.
+
+It takes uint8 images and normalises them itself, so the exported graph and the training
+graph apply mean/std in the same place; the runtime only decodes, resizes and crops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sketchsearch.data.errors import SketchsearchError, UsageError
+from sketchsearch.runtime.preprocess import PreprocessConfig
+
+DOMAINS = ("query", "gallery")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str
+    embed_dim: int
+    num_classes: int
+    img_size: int
+    crop_pct: float
+    interpolation: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    separate_encoders: bool = False
+
+    def preprocess(self) -> PreprocessConfig:
+        """The eval preprocessing that validation and the runtime both apply."""
+        return PreprocessConfig(
+            input_size=self.img_size,
+            crop_pct=self.crop_pct,
+            interpolation=self.interpolation,
+            mean=self.mean,
+            std=self.std,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["mean"], values["std"] = list(self.mean), list(self.std)
+        return values
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        values["mean"], values["std"] = tuple(values["mean"]), tuple(values["std"])
+        return cls(**values)
+
+
+def resolve_model_config(
+    backbone: str,
+    embed_dim: int,
+    num_classes: int,
+    img_size: int | None,
+    separate_encoders: bool = False,
+) -> ModelConfig:
+    """timm's data config for the backbone (mean, std, crop), at the requested input size."""
+    from timm.data import resolve_data_config
+
+    overrides = {"input_size": (3, img_size, img_size)} if img_size else {}
+    data = resolve_data_config(overrides, model=_create(backbone, pretrained=False))
+    preprocess = PreprocessConfig.from_timm(data)
+    return ModelConfig(
+        backbone=backbone,
+        embed_dim=embed_dim,
+        num_classes=num_classes,
+        img_size=preprocess.input_size,
+        crop_pct=preprocess.crop_pct,
+        interpolation=preprocess.interpolation,
+        mean=preprocess.mean,
+        std=preprocess.std,
+        separate_encoders=separate_encoders,
+    )
+
+
+class ImageNormalize(nn.Module):
+    """uint8 [N, 3, H, W] → float32, scaled by 1/255 and normalised by mean/std."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255.0)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return (images.float() - self.mean) / self.std
+
+
+class EmbeddingModel(nn.Module):
+    def __init__(self, config: ModelConfig, pretrained: bool = False, weights: str | None = None):
+        super().__init__()
+        self.config = config
+        self.normalize = ImageNormalize(config.mean, config.std)
+        names = DOMAINS if config.separate_encoders else DOMAINS[:1]
+        self.encoders = nn.ModuleDict(
+            {name: create_backbone(config.backbone, pretrained, weights) for name in names}
+        )
+        features = self.encoders["query"].num_features
+        self.heads = nn.ModuleDict({name: nn.Linear(features, config.embed_dim) for name in names})
+        self.classifier = nn.Linear(config.embed_dim, config.num_classes)
+
+    def forward(self, images: Tensor, domain: str = "query") -> tuple[Tensor, Tensor]:
+        """(unit-length embeddings [N, D], class logits [N, C]) for uint8 [N, 3, H, W] images."""
+        key = domain if self.config.separate_encoders else "query"
+        projected = self.heads[key](self.encoders[key](self.normalize(images)))
+        return F.normalize(projected, dim=1), self.classifier(projected)
+
+    def embed(self, images: Tensor, domain: str = "query") -> Tensor:
+        return self.forward(images, domain)[0]
+
+
+def create_backbone(name: str, pretrained: bool = False, weights: str | None = None) -> nn.Module:
+    """A pooled-feature timm backbone; pretrained weights come from timm's hub or a local file.
+
+    Never falls back to random weights when weights were asked for.
+    """
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise UsageError(f"{path}: weights file not found")
+        try:
+            return _create(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+        except (RuntimeError, KeyError, ValueError, OSError) as err:
+            raise UsageError(f"{path}: cannot load weights for {name}: {err}") from None
+    if not pretrained:
+        return _create(name, pretrained=False)
+    try:
+        return _create(name, pretrained=True)
+    except SketchsearchError:
+        raise
+    except Exception as err:  # hub errors come in many types; the message names the cause
+        raise UsageError(
+            f"cannot download pretrained weights for {name} ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no network?'}); download them on a "
+            "machine with network access and pass the file with --weights PATH"
+        ) from None
+
+
+def _create(name: str, pretrained: bool, **kwargs: Any) -> nn.Module:
+    import timm
+
+    if not timm.is_model(name):
+        import difflib
+
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UsageError(f"--model {name!r} is not a timm model{hint}")
+    model: nn.Module = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
+    return model

@@ -1,0 +1,222 @@
+"""One training run: data, model and Lightning trainer assembled from a TrainConfig.
+
+Everything a run produces lands in its folder: the resolved config, the class list, the split
+fingerprint, ``best.ckpt`` (by validation mAP@all), ``last.ckpt``, ``metrics.csv``, TensorBoard
+logs, and the test metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from sketchsearch.data.errors import UsageError
+from sketchsearch.data.split_file import SplitFile, load_split
+from sketchsearch.train.config import TrainConfig, write_yaml
+from sketchsearch.train.datamodule import RetrievalDataModule
+from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig, resolve_model_config
+from sketchsearch.train.optimisation import OptimConfig
+from sketchsearch.train.retrieval_module import MONITOR, RetrievalModule
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    out: Path
+    best: Path
+    last: Path
+    epochs: int
+    seconds: float
+    test: dict[str, float] | None
+    baseline_test: dict[str, float] | None
+    chance: float
+
+
+def prepare(config: TrainConfig) -> tuple[SplitFile, RetrievalModule, RetrievalDataModule]:
+    split, _ = load_split(config.split, config.data)  # refuses a data root that changed
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    model_config = resolve_model_config(
+        config.model,
+        config.embed_dim,
+        len(split.categories),
+        config.img_size,
+        config.separate_encoders,
+    )
+    module = build_module(
+        config, model_config, pretrained=config.pretrained, weights=config.weights
+    )
+    data = RetrievalDataModule(
+        Path(config.data),
+        split,
+        model_config.preprocess(),
+        batch_size=config.batch_size,
+        workers=config.workers,
+        augment=config.augment,
+        positive=config.positive,
+        seed=config.seed,
+    )
+    return split, module, data
+
+
+def build_module(
+    config: TrainConfig,
+    model_config: ModelConfig,
+    pretrained: bool = False,
+    weights: str | None = None,
+) -> RetrievalModule:
+    optim = OptimConfig(
+        optimizer=config.optimizer,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        scheduler=config.scheduler,
+        warmup_epochs=config.warmup_epochs,
+        epochs=config.epochs,
+        milestones=config.milestones,
+        gamma=config.gamma,
+    )
+    model = EmbeddingModel(model_config, pretrained=pretrained, weights=weights)
+    return RetrievalModule(model, config.loss, config.margin, config.temperature, asdict(optim))
+
+
+def make_trainer(config: TrainConfig, out: Path, *, log: bool = True) -> L.Trainer:
+    callbacks: list[Any] = [
+        ModelCheckpoint(
+            dirpath=out,
+            filename="best",
+            monitor=MONITOR,
+            mode="max",
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        ),
+        # Lightning's save_last only follows saves of the best model; resuming needs every epoch.
+        ModelCheckpoint(dirpath=out, filename="last", enable_version_counter=False),
+        EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience),
+        LearningRateMonitor(logging_interval="epoch"),
+    ]
+    loggers: Any = (
+        [
+            CSVLogger(out, name="", version=""),
+            TensorBoardLogger(out, name="tensorboard", version=""),
+        ]
+        if log
+        else False
+    )
+    devices: Any = int(config.devices) if config.devices.isdigit() else config.devices
+    try:
+        return _trainer(config, out, log, callbacks, loggers, devices)
+    except (MisconfigurationException, ValueError, ImportError, RuntimeError) as err:
+        raise UsageError(
+            f"--accelerator/--devices/--strategy/--precision/--num-nodes: {err}"
+        ) from None
+
+
+def _trainer(
+    config: TrainConfig, out: Path, log: bool, callbacks: list[Any], loggers: Any, devices: Any
+) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=config.precision or ("16-mixed" if torch.cuda.is_available() else "32-true"),
+        callbacks=callbacks if log else [],
+        logger=loggers,
+        default_root_dir=out,
+        reload_dataloaders_every_n_epochs=1,  # a new draw of positives and negatives each epoch
+        limit_train_batches=config.limit_train_batches,
+        limit_val_batches=config.limit_val_batches,
+        log_every_n_steps=10,
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+        enable_checkpointing=log,
+    )
+
+
+def train(config: TrainConfig) -> TrainReport:
+    start = time.perf_counter()
+    out = config.out_dir()
+    resume_from = out / "last.ckpt" if config.resume else None
+    if resume_from is not None and not resume_from.exists():
+        raise UsageError(f"{resume_from}: nothing to resume (no last.ckpt in --out)")
+    split, module, data = prepare(config)
+    _write_run_files(config, split, out)
+    earlier = _read_metrics(out / "metrics.csv") if resume_from else []
+    trainer = make_trainer(config, out)
+    trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+    if earlier and trainer.is_global_zero:  # Lightning's CSVLogger restarts the file on resume
+        _write_metrics(out / "metrics.csv", earlier + _read_metrics(out / "metrics.csv"))
+    best, last = out / "best.ckpt", out / "last.ckpt"
+    test = baseline = None
+    if config.test and trainer.is_global_zero:
+        test = _test(config, module, data, out, best)
+        if config.baseline:  # the same architecture, untrained: what learning added
+            L.seed_everything(config.seed, verbose=False)
+            untrained = build_module(config, module.model.config)
+            baseline = _test(config, untrained, data, out, None)
+        (out / "test_metrics.json").write_text(
+            json.dumps({"trained": test, "random_init": baseline}, indent=1) + "\n"
+        )
+    return TrainReport(
+        out=out,
+        best=best,
+        last=last,
+        epochs=trainer.current_epoch,
+        seconds=time.perf_counter() - start,
+        test=test,
+        baseline_test=baseline,
+        chance=1.0 / len(split.categories),
+    )
+
+
+def _test(
+    config: TrainConfig,
+    module: RetrievalModule,
+    data: RetrievalDataModule,
+    out: Path,
+    checkpoint: Path | None,
+) -> dict[str, float]:
+    single = replace(config, devices="1", strategy="auto", num_nodes=1)  # no DDP to test
+    tester = make_trainer(single, out, log=False)
+    results = tester.test(module, datamodule=data, ckpt_path=checkpoint, verbose=False)
+    merged: dict[str, float] = {}
+    for result in results:
+        merged.update(
+            {k.split("/", 1)[1].split("/dataloader_idx")[0]: float(v) for k, v in result.items()}
+        )
+    return merged
+
+
+def _read_metrics(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write_metrics(path: Path, rows: list[dict[str, str]]) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_run_files(config: TrainConfig, split: SplitFile, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_yaml(config, out / "config.yaml")
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in split.categories))
+    (out / "split.txt").write_text(
+        f"split: {Path(config.split).resolve()}\nfingerprint: {split.fingerprint}\n"
+        f"policy: {split.policy}\nseed: {split.seed}\n"
+    )
