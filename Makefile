@@ -27,12 +27,16 @@ venv-gpu: $(STAMP)
 	$(PY) -m pip uninstall --yes onnxruntime
 	$(PY) -m pip install --force-reinstall --no-deps "onnxruntime-gpu>=1.17"
 
-# The main job on the embedded default; later releases extend it to train, export and retrieve.
+# The main job on the embedded default: synthetic data, a leak-free split, a trained model and its
+# test metrics beside the same architecture untrained.
 demo: $(STAMP)
-	$(BIN)/sketchsearch data synth --out $(DEMO_DIR)/data --overwrite \
+	$(BIN)/sketchsearch data synth --out $(DEMO_DIR)/data --overwrite --categories 24 \
+		--photos-per-category 30 --sketches-per-photo 2 --size 96 \
 		--contact-sheet $(DEMO_DIR)/contact_sheet.png
 	$(BIN)/sketchsearch data split $(DEMO_DIR)/data --out $(DEMO_DIR)/split.json \
 		--policy soft --seed 0
+	$(BIN)/sketchsearch train --config configs/demo.yaml --data $(DEMO_DIR)/data \
+		--split $(DEMO_DIR)/split.json --out $(DEMO_DIR)/run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
