@@ -100,7 +100,10 @@ class EmbeddingModel(nn.Module):
         self.normalize = ImageNormalize(config.mean, config.std)
         names = DOMAINS if config.separate_encoders else DOMAINS[:1]
         self.encoders = nn.ModuleDict(
-            {name: create_backbone(config.backbone, pretrained, weights) for name in names}
+            {
+                name: create_backbone(config.backbone, pretrained, weights, config.img_size)
+                for name in names
+            }
         )
         features = self.encoders["query"].num_features
         self.heads = nn.ModuleDict({name: nn.Linear(features, config.embed_dim) for name in names})
@@ -116,23 +119,29 @@ class EmbeddingModel(nn.Module):
         return self.forward(images, domain)[0]
 
 
-def create_backbone(name: str, pretrained: bool = False, weights: str | None = None) -> nn.Module:
+def create_backbone(
+    name: str, pretrained: bool = False, weights: str | None = None, img_size: int | None = None
+) -> nn.Module:
     """A pooled-feature timm backbone; pretrained weights come from timm's hub or a local file.
 
-    Never falls back to random weights when weights were asked for.
+    Transformers with a fixed input size (Swin, ViT) are built for ``img_size``. Never falls
+    back to random weights when weights were asked for.
     """
+    sized = _size_arguments(name, img_size)
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
             raise UsageError(f"{path}: weights file not found")
         try:
-            return _create(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+            return _create(
+                name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **sized
+            )
         except (RuntimeError, KeyError, ValueError, OSError) as err:
             raise UsageError(f"{path}: cannot load weights for {name}: {err}") from None
     if not pretrained:
-        return _create(name, pretrained=False)
+        return _create(name, pretrained=False, **sized)
     try:
-        return _create(name, pretrained=True)
+        return _create(name, pretrained=True, **sized)
     except SketchsearchError:
         raise
     except Exception as err:  # hub errors come in many types; the message names the cause
@@ -141,6 +150,16 @@ def create_backbone(name: str, pretrained: bool = False, weights: str | None = N
             f"{str(err).splitlines()[0] if str(err) else 'no network?'}); download them on a "
             "machine with network access and pass the file with --weights PATH"
         ) from None
+
+
+def _size_arguments(name: str, img_size: int | None) -> dict[str, Any]:
+    import timm
+
+    config = timm.models.get_pretrained_cfg(name) if timm.is_model(name) else None
+    fixed = config is not None and getattr(config, "fixed_input_size", False)
+    if fixed and img_size and tuple(config.input_size[1:]) != (img_size, img_size):
+        return {"img_size": img_size}
+    return {}
 
 
 def _create(name: str, pretrained: bool, **kwargs: Any) -> nn.Module:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sketchsearch.data.errors import SketchsearchError
 from sketchsearch.train.config import TrainConfig
-from sketchsearch.train.run import make_trainer, prepare
+from sketchsearch.train.run import make_trainer, prepare, quiet_lightning
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,13 @@ def find_learning_rate(
 
     The suggestion is Lightning's: the point of steepest descent of the smoothed loss.
     """
+    with quiet_lightning():
+        return _find(config, min_lr, max_lr, steps, plot)
+
+
+def _find(
+    config: TrainConfig, min_lr: float, max_lr: float, steps: int, plot: Path | None
+) -> LearningRateReport:
     from lightning.pytorch.tuner import Tuner
 
     _, module, data = prepare(replace(config, scheduler="none"))

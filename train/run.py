@@ -7,10 +7,14 @@ logs, and the test metrics.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import logging
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -143,7 +147,31 @@ def _trainer(
     )
 
 
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's start-up banner and the warnings our own run folder triggers."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    with warnings.catch_warnings():
+        for message in (
+            ".*exists and is not empty.*",  # the run folder holds our config files by design
+            ".*when using `ckpt_path`, callbacks used to create the checkpoint.*",
+            ".*treespec.*",  # a deprecation inside Lightning itself
+        ):
+            warnings.filterwarnings("ignore", message=message)
+        logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
+
 def train(config: TrainConfig) -> TrainReport:
+    with quiet_lightning():
+        return _train(config)
+
+
+def _train(config: TrainConfig) -> TrainReport:
     start = time.perf_counter()
     out = config.out_dir()
     resume_from = out / "last.ckpt" if config.resume else None

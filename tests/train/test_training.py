@@ -146,3 +146,19 @@ def test_pretrained_offline_fails_clearly_and_local_weights_load(
         create_backbone("test_efficientnet", weights=str(tmp_path / "none.pt"))
     with pytest.raises(UsageError, match=r"not a timm model.*did you mean"):
         create_backbone("resnet10")
+
+
+def test_separate_encoders_and_fixed_size_transformers() -> None:
+    from sketchsearch.train.embedding_model import EmbeddingModel, resolve_model_config
+
+    config = resolve_model_config("test_efficientnet", 8, 3, 32, separate_encoders=True)
+    model = EmbeddingModel(config).eval()
+    assert set(model.encoders) == {"query", "gallery"}
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        assert not torch.allclose(model.embed(images, "query"), model.embed(images, "gallery"))
+        shared = EmbeddingModel(replace(config, separate_encoders=False)).eval()
+        assert torch.allclose(shared.embed(images, "query"), shared.embed(images, "gallery"))
+    vit = EmbeddingModel(resolve_model_config("test_vit", 8, 3, 48)).eval()  # fixed input size
+    with torch.no_grad():
+        assert vit.embed(torch.zeros(1, 3, 48, 48, dtype=torch.uint8)).shape == (1, 8)
