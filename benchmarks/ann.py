@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from typing import Any
 import hnswlib
 import numpy as np
 
+from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.gallery import Gallery, GalleryItem, ModelRef
 from sketchsearch.gallery.gallery import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 from sketchsearch.gallery.index import VectorIndex
@@ -172,18 +171,7 @@ def measure(size: int, queries_n: int, workdir: Path) -> dict[str, Any]:
 
 
 def environment() -> dict[str, str]:
-    cpu = platform.processor()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "hnswlib": getattr(hnswlib, "__version__", "0.8.0"),
-        "numpy": np.__version__,
-    }
+    return machine_facts(hnswlib=getattr(hnswlib, "__version__", "0.8.0"), numpy=np.__version__)
 
 
 def main() -> None:

@@ -14,11 +14,11 @@ import argparse
 import contextlib
 import io
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.data.layouts import SKETCHY_DEFAULT_VARIANT, scan
 from sketchsearch.data.split_file import build_split_file, load_split, save_split
 from sketchsearch.data.splits import SplitConfig, make_split
@@ -83,20 +83,8 @@ def measure(root: Path, out_dir: Path) -> dict[str, object]:
             "cli_data_split": round(cli_s, 3),
         },
         "split_json_mb": round((out_dir / "split.json").stat().st_size / 1e6, 2),
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": cpu_model(),
-            "system": platform.platform(),
-        },
+        "machine": machine_facts(),
     }
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:

@@ -26,9 +26,7 @@ times the step under 16-bit autocast, as the trainer's default precision on a GP
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import platform
 import tempfile
 import time
 import warnings
@@ -39,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.data.layouts import scan
 from sketchsearch.data.split_file import build_split_file, save_split
 from sketchsearch.data.splits import SplitConfig, make_split
@@ -175,21 +174,8 @@ def measure(args: argparse.Namespace, root: Path, split_path: Path) -> dict[str,
         "torch_threads": torch.get_num_threads(),
         "loader": loader,
         "step": step,
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "cpu": cpu_model(),
-            "system": platform.platform(),
-        },
+        "machine": machine_facts(torch=torch.__version__),
     }
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def estimated_rate(loader_rate: float, step_rate: float, workers: int) -> float:
