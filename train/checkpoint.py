@@ -42,7 +42,16 @@ def load_checkpoint(
     source = Path(path)
     raw = _read(source)
     if isinstance(raw.get("hyper_parameters"), dict) and "state_dict" in raw:
-        config = ModelConfig.from_dict(raw["hyper_parameters"]["model_config"])
+        hyper = raw["hyper_parameters"]
+        if not isinstance(hyper.get("model_config"), dict):
+            raise CheckpointError(
+                f"{source}: a Lightning checkpoint, but not of a sketchsearch model (no "
+                "model_config in its hyper-parameters)"
+            )
+        try:
+            config = ModelConfig.from_dict(hyper["model_config"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{source}: malformed model_config ({err})") from None
         state = {
             k.removeprefix("model."): v
             for k, v in raw["state_dict"].items()

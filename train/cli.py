@@ -99,6 +99,8 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
             kind = click.Choice(choice, case_sensitive=False)
         elif field.name.startswith("limit_"):
             kind = BatchLimit()
+        elif field.name == "milestones":
+            kind = str  # comma-separated, parsed with the YAML values
         command = click.option(
             *names, field.name, default=None, type=kind, help=HELP.get(field.name)
         )(command)
@@ -114,8 +116,6 @@ def resolve_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
     config_file = options.pop("config_file", None)
     values = read_yaml(config_file) if config_file else {}
     values.update({k: v for k, v in options.items() if v is not None})
-    if isinstance(values.get("milestones"), str):
-        values["milestones"] = [int(m) for m in values["milestones"].split(",") if m.strip()]
     for name in CHOICES:
         if isinstance(values.get(name), str):
             values[name] = values[name].lower()

@@ -7,11 +7,14 @@ saved in the run folder, so a run can be repeated exactly.
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from sketchsearch.data.errors import UsageError
+from sketchsearch.train.losses import parse_loss_spec
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "multistep", "none")
@@ -71,13 +74,29 @@ class TrainConfig:
                 )
         if self.pretrained and self.weights:
             raise UsageError("--pretrained downloads weights and --weights loads a file: pick one")
-        for name in ("epochs", "batch_size", "embed_dim"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        for name, low in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("embed_dim", 1),
+            ("workers", 0),
+            ("num_nodes", 1),
+            ("patience", 0),
+            ("warmup_epochs", 0),
+        ):
+            if getattr(self, name) < low:
+                raise UsageError(f"--{_flag(name)} must be at least {low}")
         if self.img_size is not None and self.img_size < 16:
             raise UsageError(f"--img-size {self.img_size}: use at least 16 pixels")
-        if self.lr <= 0:
-            raise UsageError(f"--lr {self.lr}: must be positive")
+        for name in ("lr", "temperature"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise UsageError(f"--{name} {getattr(self, name)}: must be a positive number")
+        for name in ("margin", "weight_decay", "gamma"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise UsageError(f"--{_flag(name)} {getattr(self, name)}: must be at least 0")
+        try:
+            parse_loss_spec(self.loss)
+        except ValueError as err:
+            raise UsageError(f"--loss {self.loss!r}: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -97,13 +116,61 @@ class TrainConfig:
                 for close in [difflib.get_close_matches(name, known, n=1)]
             ]
             raise UsageError(f"{source}: unknown settings: {', '.join(hints)}")
-        values = dict(raw)
-        if "milestones" in values:
-            values["milestones"] = tuple(int(m) for m in values["milestones"] or ())
+        hints = typing.get_type_hints(cls)
+        values = {name: _coerce(name, value, hints[name], source) for name, value in raw.items()}
         return cls(**values)
 
     def out_dir(self) -> Path:
         return Path(self.out)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    """A YAML or CLI value as the field's type; anything else is a one-line usage error."""
+    kinds = [k for k in typing.get_args(hint) or (hint,) if k is not type(None)]
+    if value is None and type(None) in typing.get_args(hint):
+        return None
+    if typing.get_origin(hint) is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        items = [items] if isinstance(items, int | float) else items
+        try:
+            return tuple(int(str(v).strip()) for v in items or () if str(v).strip())
+        except (TypeError, ValueError):
+            raise UsageError(f"{source}: {name} {value!r}: give whole numbers like 10,20") from None
+    for kind in kinds:
+        converted = _as(kind, value)
+        if converted is not _NO:
+            return converted
+    wanted = " or ".join(k.__name__ for k in kinds)
+    raise UsageError(f"{source}: {name} {value!r}: expected {wanted}")
+
+
+_NO = object()
+
+
+def _as(kind: Any, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        lowered = str(value).lower()
+        return {"true": True, "yes": True, "false": False, "no": False}.get(lowered, _NO)
+    if isinstance(value, bool):
+        return _NO
+    if kind is int:
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+            return int(value)
+        return _NO
+    if kind is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return _NO
+    if kind is str:
+        return str(value) if isinstance(value, str | int | float) else _NO
+    return _NO
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

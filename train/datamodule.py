@@ -27,11 +27,13 @@ class RetrievalDataModule(L.LightningDataModule):
         augment: str,
         positive: str,
         seed: int,
+        negatives: bool = True,
     ) -> None:
         super().__init__()
         self.root, self.split, self.preprocess = root, split, preprocess
         self.batch_size, self.workers = batch_size, workers
         self.augment, self.match, self.seed = augment, Match(positive), seed
+        self.negatives = negatives  # decoding negatives no loss uses would waste a third of it
         self.labels = {name: i for i, name in enumerate(split.categories)}
         self.train_set: TripletDataset | None = None
 
@@ -46,13 +48,15 @@ class RetrievalDataModule(L.LightningDataModule):
                 self.augment,
                 self.preprocess.input_size,
                 self.seed,
+                negatives=self.negatives,
             )
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None  # setup() ran: Lightning's contract, not user input
         if self.trainer is not None:
             self.train_set.set_epoch(self.trainer.current_epoch)
-        drop_last = len(self.train_set) >= 2 * self.batch_size  # a tiny set keeps every item
+        # A last batch of one image breaks BatchNorm; a set smaller than a batch keeps every item.
+        drop_last = len(self.train_set) > self.batch_size
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,

@@ -65,7 +65,10 @@ def resolve_model_config(
     """timm's data config for the backbone (mean, std, crop), at the requested input size."""
     from timm.data import resolve_data_config
 
-    overrides = {"input_size": (3, img_size, img_size)} if img_size else {}
+    # Centre crop always: this model's eval preprocessing is defined here, by training.
+    overrides: dict[str, Any] = {"crop_mode": "center"}
+    if img_size:
+        overrides["input_size"] = (3, img_size, img_size)
     data = resolve_data_config(overrides, model=_create(backbone, pretrained=False))
     preprocess = PreprocessConfig.from_timm(data)
     return ModelConfig(
@@ -129,15 +132,9 @@ def create_backbone(
     """
     sized = _size_arguments(name, img_size)
     if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise UsageError(f"{path}: weights file not found")
-        try:
-            return _create(
-                name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **sized
-            )
-        except (RuntimeError, KeyError, ValueError, OSError) as err:
-            raise UsageError(f"{path}: cannot load weights for {name}: {err}") from None
+        model = _create(name, pretrained=False, **sized)
+        load_backbone_weights(model, Path(weights), name)
+        return model
     if not pretrained:
         return _create(name, pretrained=False, **sized)
     try:
@@ -150,6 +147,56 @@ def create_backbone(
             f"{str(err).splitlines()[0] if str(err) else 'no network?'}); download them on a "
             "machine with network access and pass the file with --weights PATH"
         ) from None
+
+
+# Prefixes under which a backbone's weights sit in other files: this project's checkpoints
+# (``model.encoders.query.``) and common wrappers.
+_PREFIXES = ("model.encoders.query.", "encoders.query.", "module.", "model.", "backbone.")
+
+
+def load_backbone_weights(model: nn.Module, path: Path, name: str) -> None:
+    """Load a safetensors file or a (possibly wrapped) state dict, refusing any mismatch.
+
+    timm's own loader is lenient for a headless model (missing keys become a log line), which
+    would train from random weights without a word; here every backbone key must be filled.
+    """
+    if not path.is_file():
+        raise UsageError(f"{path}: weights file not found")
+    state = _read_state(path)
+    expected = model.state_dict()
+    for prefix in _PREFIXES:  # unwrap the first prefix that covers the backbone's keys
+        stripped = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        if expected.keys() <= stripped.keys():
+            state = stripped
+            break
+    state = {k: v for k, v in state.items() if k in expected}  # a classifier is left out
+    missing = sorted(expected.keys() - state.keys())
+    wrong = sorted(k for k in state if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or wrong or not state:
+        example = (missing or wrong or ["all keys"])[0]
+        raise UsageError(
+            f"{path}: not weights for {name}: {len(missing)} missing and {len(wrong)} "
+            f"mis-shaped tensors (e.g. {example})"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unreadable file is the same user error
+        raise UsageError(f"{path}: cannot read weights ({str(err).splitlines()[0]})") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"{path}: holds no state dict of tensors")
+    return dict(state)
 
 
 def _size_arguments(name: str, img_size: int | None) -> dict[str, Any]:

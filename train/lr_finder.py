@@ -63,4 +63,7 @@ def _find(
     figure = finder.plot(suggest=True)
     target = plot or out / "lr_finder.png"
     figure.savefig(target, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
     return LearningRateReport(suggestion=float(finder.suggestion()), plot=target)

@@ -25,7 +25,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from sketchsearch.data.errors import UsageError
+from sketchsearch.data.errors import SplitError, UsageError
 from sketchsearch.data.split_file import SplitFile, load_split
 from sketchsearch.train.config import TrainConfig, write_yaml
 from sketchsearch.train.datamodule import RetrievalDataModule
@@ -44,10 +44,12 @@ class TrainReport:
     test: dict[str, float] | None
     baseline_test: dict[str, float] | None
     chance: float
+    planned_epochs: int = 0
 
 
 def prepare(config: TrainConfig) -> tuple[SplitFile, RetrievalModule, RetrievalDataModule]:
     split, _ = load_split(config.split, config.data)  # refuses a data root that changed
+    _check_validation_part(split, config.split)
     L.seed_everything(config.seed, workers=True, verbose=False)
     model_config = resolve_model_config(
         config.model,
@@ -68,8 +70,27 @@ def prepare(config: TrainConfig) -> tuple[SplitFile, RetrievalModule, RetrievalD
         augment=config.augment,
         positive=config.positive,
         seed=config.seed,
+        negatives=module.loss.needs_negatives,
     )
     return split, module, data
+
+
+def _check_validation_part(split: SplitFile, source: str) -> None:
+    """Checkpoints are chosen by val mAP@all: it must exist and mean something."""
+    from sketchsearch.data.evaluation import evaluation_set
+
+    sets = evaluation_set(split, "val")
+    if not sets.queries or not sets.gallery:
+        raise SplitError(
+            f"{source}: the val part has {len(sets.queries)} {sets.query_domain} and "
+            f"{len(sets.gallery)} {sets.gallery_domain} images; training selects checkpoints by "
+            "validation mAP: make a split with a non-zero val fraction"
+        )
+    if not sets.relevance().any():
+        raise SplitError(
+            f"{source}: no val {sets.query_domain} has a {sets.gallery_domain} of its category "
+            "in the val part, so validation mAP is undefined"
+        )
 
 
 def build_module(
@@ -124,6 +145,11 @@ def make_trainer(config: TrainConfig, out: Path, *, log: bool = True) -> L.Train
         ) from None
 
 
+def _default_precision(accelerator: str) -> str:
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "16-mixed" if on_gpu else "32-true"
+
+
 def _trainer(
     config: TrainConfig, out: Path, log: bool, callbacks: list[Any], loggers: Any, devices: Any
 ) -> L.Trainer:
@@ -133,7 +159,7 @@ def _trainer(
         devices=devices,
         num_nodes=config.num_nodes,
         strategy=config.strategy,
-        precision=config.precision or ("16-mixed" if torch.cuda.is_available() else "32-true"),
+        precision=config.precision or _default_precision(config.accelerator),
         callbacks=callbacks if log else [],
         logger=loggers,
         default_root_dir=out,
@@ -178,6 +204,8 @@ def _train(config: TrainConfig) -> TrainReport:
     if resume_from is not None and not resume_from.exists():
         raise UsageError(f"{resume_from}: nothing to resume (no last.ckpt in --out)")
     split, module, data = prepare(config)
+    if resume_from is not None:
+        _check_resume(resume_from, module)
     _write_run_files(config, split, out)
     earlier = _read_metrics(out / "metrics.csv") if resume_from else []
     trainer = make_trainer(config, out)
@@ -204,6 +232,7 @@ def _train(config: TrainConfig) -> TrainReport:
         test=test,
         baseline_test=baseline,
         chance=1.0 / len(split.categories),
+        planned_epochs=config.epochs,
     )
 
 
@@ -225,6 +254,37 @@ def _test(
     return merged
 
 
+def _check_resume(checkpoint: Path, module: RetrievalModule) -> None:
+    """A resumed run continues the run that was planned; changing the plan is a new run."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get(
+        "hyper_parameters", {}
+    )
+    now = dict(module.hparams)
+    changed = [
+        f"{name} was {saved.get(name)!r}, now {now[name]!r}"
+        for name in ("model_config", "loss", "margin", "temperature")
+        if saved.get(name) != now[name]
+    ]
+    old_optim, new_optim = dict(saved.get("optim", {})), dict(now["optim"])
+    if new_optim.get("scheduler") != "cosine":  # only the cosine schedule depends on the length
+        old_optim.pop("epochs", None), new_optim.pop("epochs", None)
+    changed += [
+        f"{name} was {old_optim.get(name)!r}, now {value!r}"
+        for name, value in new_optim.items()
+        if _plain(old_optim.get(name)) != _plain(value)
+    ]
+    if changed:
+        raise UsageError(
+            f"{checkpoint}: --resume continues the run as it was set up, but "
+            f"{'; '.join(changed)}; resume with the same settings, or start a new run in "
+            "another --out"
+        )
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value
+
+
 def _read_metrics(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -242,7 +302,7 @@ def _write_metrics(path: Path, rows: list[dict[str, str]]) -> None:
 
 def _write_run_files(config: TrainConfig, split: SplitFile, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_yaml(config, out / "config.yaml")
+    write_yaml(replace(config, resume=False), out / "config.yaml")  # repeatable as a new run
     (out / "classes.txt").write_text("".join(f"{name}\n" for name in split.categories))
     (out / "split.txt").write_text(
         f"split: {Path(config.split).resolve()}\nfingerprint: {split.fingerprint}\n"

@@ -12,6 +12,12 @@ def describe_report(report: TrainReport) -> str:
         f"trained {report.epochs} epoch(s) in {report.seconds:.0f} s; run folder {report.out}",
         f"best checkpoint (val mAP@all): {report.best}",
     ]
+    if report.epochs < report.planned_epochs:
+        lines.insert(
+            1,
+            f"stopped early: val mAP@all stopped improving (of {report.planned_epochs} "
+            "planned epochs; --patience sets how long to wait)",
+        )
     if report.test is None:
         return "\n".join(lines)
     lines.append("")

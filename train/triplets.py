@@ -27,7 +27,11 @@ WHITE = 255
 
 
 def augmentations(kind: str, size: int) -> tuple[v2.Transform, v2.Transform]:
-    """(query transform, gallery transform): geometry for both, colour for photos only."""
+    """(query transform, gallery transform): geometry for both, colour for photos only.
+
+    Roles follow the split's direction: queries are its first domain (sketches in Sketchy),
+    the gallery its second (photos), so colour jitter lands on the gallery images.
+    """
     if kind == "none":
         plain = v2.Resize((size, size), antialias=True)
         return plain, plain
@@ -60,6 +64,7 @@ class TripletDataset(Dataset[dict[str, Tensor]]):
         augment: str,
         size: int,
         seed: int,
+        negatives: bool = True,
     ) -> None:
         self.root = root
         query_domain, gallery_domain = domains
@@ -76,6 +81,7 @@ class TripletDataset(Dataset[dict[str, Tensor]]):
         self.query_transform, self.gallery_transform = augmentations(augment, size)
         self.seed = seed
         self.epoch = 0
+        self.negatives = negatives
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -88,15 +94,16 @@ class TripletDataset(Dataset[dict[str, Tensor]]):
         query = self.queries[index]
         positive = self.pairs.pool[int(rng.choice(self.pairs.positives(query)))]
         negative = self.pairs.pool[int(rng.choice(self.pairs.negatives(query)))]
-        images = [self._load(query), self._load(positive), self._load(negative)]
         with torch.random.fork_rng(devices=[]):  # the transforms' randomness, keyed per item
             torch.manual_seed(int(rng.integers(2**31)))
-            return {
-                "query": self.query_transform(images[0]),
-                "positive": self.gallery_transform(images[1]),
-                "negative": self.gallery_transform(images[2]),
+            sample = {
+                "query": self.query_transform(self._load(query)),
+                "positive": self.gallery_transform(self._load(positive)),
                 "label": torch.tensor(self.labels[query.category]),
             }
+            if self.negatives:
+                sample["negative"] = self.gallery_transform(self._load(negative))
+        return sample
 
     def _load(self, item: Item) -> Tensor:
         return _tensor(read_image(self.root / item.path))

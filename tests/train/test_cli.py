@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sketchsearch.data.errors import UsageError
 from sketchsearch.runtime.cli import cli, run
 from sketchsearch.train.cli import resolve_config, train
 from sketchsearch.train.config import TrainConfig
@@ -254,3 +255,22 @@ def test_bad_trainer_settings_are_usage_errors(
 def test_an_integer_batch_limit_stays_a_count(tiny_data) -> None:
     config = resolved([*data_args(tiny_data), "--limit-train-batches", "1"])
     assert isinstance(config.limit_train_batches, int) and config.limit_train_batches == 1
+
+
+def test_milestones_and_yaml_types(tiny_data, tmp_path: Path) -> None:
+    config = resolved([*data_args(tiny_data), "--scheduler", "multistep", "--milestones", "3,6"])
+    assert config.milestones == (3, 6) and config.scheduler == "multistep"
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("lr: 3e-4\ndevices: 2\nepochs: '2'\nseparate_encoders: no\n")
+    config = resolved([*data_args(tiny_data), "--config", str(yaml_file)])
+    assert (config.lr, config.devices, config.epochs, config.separate_encoders) == (
+        0.0003,
+        "2",
+        2,
+        False,
+    )
+    yaml_file.write_text("embed_dim: 16.5\n")
+    with pytest.raises(UsageError, match=r"embed_dim 16\.5: expected int"):
+        resolved([*data_args(tiny_data), "--config", str(yaml_file)])
+    with pytest.raises(UsageError, match="did you mean 'contrastive'"):
+        resolved([*data_args(tiny_data), "--loss", "contrastve=1"])

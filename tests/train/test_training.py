@@ -78,14 +78,41 @@ def test_a_short_run_learns_and_writes_its_folder(trained) -> None:
 
 
 def test_resume_continues_the_epoch_count(tiny_data, tmp_path: Path) -> None:
-    first = train(config_for(tiny_data, tmp_path, epochs=1, test=False))
+    first = train(config_for(tiny_data, tmp_path, epochs=1, test=False, scheduler="none"))
     assert first.epochs == 1
-    again = train(config_for(tiny_data, tmp_path, epochs=3, resume=True, test=False))
+    again = train(
+        config_for(tiny_data, tmp_path, epochs=3, resume=True, test=False, scheduler="none")
+    )
     assert again.epochs == 3
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["epoch"] == 2
     assert len(epoch_losses(tmp_path)) == 3
+    assert "resume: false" in (tmp_path / "config.yaml").read_text()  # repeatable as a new run
     with pytest.raises(UsageError, match="nothing to resume"):
         train(config_for(tiny_data, tmp_path / "empty", resume=True))
+
+
+def test_resume_refuses_a_changed_plan(tiny_data, tmp_path: Path) -> None:
+    train(config_for(tiny_data, tmp_path, epochs=1, test=False))  # cosine over 1 epoch
+    with pytest.raises(UsageError, match="epochs was 1, now 3"):
+        train(config_for(tiny_data, tmp_path, epochs=3, resume=True, test=False))
+    with pytest.raises(UsageError, match="model_config was"):
+        train(config_for(tiny_data, tmp_path, epochs=1, resume=True, embed_dim=8, test=False))
+
+
+def test_an_unusable_validation_part_is_refused(tiny_data, tmp_path: Path) -> None:
+    from sketchsearch.data.errors import SplitError
+    from sketchsearch.data.layouts import scan
+    from sketchsearch.data.split_file import build_split_file, save_split
+    from sketchsearch.data.splits import SplitConfig, make_split
+
+    root, _ = tiny_data
+    collection = scan(root)
+    no_val = SplitConfig(fractions=(0.75, 0.0, 0.25))
+    path = save_split(
+        build_split_file(collection, no_val, make_split(collection, no_val)), tmp_path / "s.json"
+    )
+    with pytest.raises(SplitError, match="the val part has 0 sketch and 0 photo images"):
+        train(replace(config_for(tiny_data, tmp_path / "run"), split=str(path)))
 
 
 def test_load_checkpoint_round_trip_and_mismatch(trained, tmp_path: Path) -> None:
@@ -142,8 +169,20 @@ def test_pretrained_offline_fails_clearly_and_local_weights_load(
     loaded = create_backbone("test_efficientnet", weights=str(tmp_path / "w.safetensors"))
     for (name, a), b in zip(source.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+    wrapped = {f"model.encoders.query.{k}": v for k, v in source.state_dict().items()}
+    torch.save({"state_dict": wrapped}, tmp_path / "run.ckpt")  # e.g. one of our checkpoints
+    loaded = create_backbone("test_efficientnet", weights=str(tmp_path / "run.ckpt"))
+    pairs = zip(source.state_dict().values(), loaded.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     with pytest.raises(UsageError, match="weights file not found"):
         create_backbone("test_efficientnet", weights=str(tmp_path / "none.pt"))
+    other = timm.create_model("test_resnet", num_classes=0)
+    save_file(other.state_dict(), str(tmp_path / "other.safetensors"))
+    with pytest.raises(UsageError, match="not weights for test_efficientnet"):
+        create_backbone("test_efficientnet", weights=str(tmp_path / "other.safetensors"))
+    torch.save({}, tmp_path / "empty.pt")
+    with pytest.raises(UsageError, match="not weights for test_efficientnet"):
+        create_backbone("test_efficientnet", weights=str(tmp_path / "empty.pt"))
     with pytest.raises(UsageError, match=r"not a timm model.*did you mean"):
         create_backbone("resnet10")
 
