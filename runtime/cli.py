@@ -16,11 +16,12 @@ import click
 
 from sketchsearch.data.errors import ExitCode, SketchsearchError
 
-# name -> "module:attribute"; later layers register their groups here.
-SUBCOMMANDS: dict[str, str] = {
-    "data": "sketchsearch.data.cli:data",
-    "gallery": "sketchsearch.gallery.cli:gallery",
-    "train": "sketchsearch.train.cli:train",
+# name -> ("module:attribute", one-line help); later layers register their groups here. The
+# help is written here so that `sketchsearch --help` imports no subcommand.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("sketchsearch.data.cli:data", "Read, split and generate image collections."),
+    "gallery": ("sketchsearch.gallery.cli:gallery", "Inspect and maintain galleries."),
+    "train": ("sketchsearch.train.cli:train", "Train an embedding model (needs [train])."),
 }
 
 DEBUG_ENV = "SKETCHSEARCH_DEBUG"
@@ -29,7 +30,9 @@ DEBUG_ENV = "SKETCHSEARCH_DEBUG"
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
-    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
 
@@ -38,18 +41,25 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
-            module_name, attribute = self.lazy[cmd_name].split(":")
+            module_name, attribute = self.lazy[cmd_name][0].split(":")
             command = getattr(importlib.import_module(module_name), attribute)
             if not isinstance(command, click.Command):
-                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+                raise TypeError(f"{self.lazy[cmd_name][0]} is not a click command")
             return command
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List subcommands from the registry's help, without importing them."""
+        rows = [(name, self.lazy[name][1]) for name in sorted(self.lazy)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
-        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+        if name and not name.startswith("-") and name not in self.lazy:
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             ctx.fail(f"No such command {name!r}.{hint}")

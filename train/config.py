@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.train.losses import parse_loss_spec
+from sketchsearch.train.loss_spec import parse_loss_spec
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "multistep", "none")

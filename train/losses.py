@@ -9,7 +9,6 @@ A batch is row-aligned triplets: ``query[i]`` (a sketch), ``positive[i]`` (its p
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-LOSS_NAMES = ("contrastive", "cosine", "ce", "triplet", "infonce")
+from sketchsearch.train.loss_spec import LOSS_NAMES, unknown_loss
 
 
 @dataclass(frozen=True)
@@ -159,37 +158,8 @@ def build_loss(name: str, margin: float = 0.3, temperature: float = 0.1) -> nn.M
         "infonce": lambda: InfoNCELoss(temperature),
     }
     if name not in factories:
-        raise ValueError(_unknown(name))
+        raise ValueError(unknown_loss(name))
     return factories[name]()
-
-
-def _unknown(name: str) -> str:
-    close = difflib.get_close_matches(name, LOSS_NAMES, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown loss '{name}' (known: {', '.join(LOSS_NAMES)}){hint}"
-
-
-def parse_loss_spec(spec: str) -> dict[str, float]:
-    """Parse ``"contrastive=1,ce=0.5"`` into weights; a bare name (``"infonce"``) weighs 1."""
-    weights: dict[str, float] = {}
-    for item in spec.split(","):
-        name, sep, raw = (part.strip() for part in item.partition("="))
-        if not name:
-            raise ValueError(f"empty term in loss spec {spec!r}")
-        if name not in LOSS_NAMES:
-            raise ValueError(_unknown(name))
-        if name in weights:
-            raise ValueError(f"loss '{name}' given twice in {spec!r}")
-        try:
-            weight = float(raw) if sep else 1.0
-        except ValueError:
-            raise ValueError(f"weight of '{name}' is not a number: {raw!r}") from None
-        if not math.isfinite(weight) or weight < 0:
-            raise ValueError(f"weight of '{name}' must be a finite number >= 0, got {raw!r}")
-        weights[name] = weight
-    if not any(weights.values()):
-        raise ValueError(f"every weight in {spec!r} is zero")
-    return weights
 
 
 class CombinedLoss(nn.Module):
@@ -201,7 +171,7 @@ class CombinedLoss(nn.Module):
         super().__init__()
         for name, weight in weights.items():
             if name not in LOSS_NAMES:
-                raise ValueError(_unknown(name))
+                raise ValueError(unknown_loss(name))
             if not math.isfinite(weight) or weight < 0:
                 raise ValueError(f"weight of '{name}' must be a finite number >= 0, got {weight}")
         self.weights = {name: float(w) for name, w in weights.items() if w > 0}

@@ -15,7 +15,8 @@ from torch import Tensor
 
 from sketchsearch.runtime.metrics import evaluate_retrieval
 from sketchsearch.train.embedding_model import EmbeddingModel
-from sketchsearch.train.losses import CombinedLoss, LossInputs, parse_loss_spec
+from sketchsearch.train.loss_spec import parse_loss_spec
+from sketchsearch.train.losses import CombinedLoss, LossInputs
 from sketchsearch.train.optimisation import OptimConfig, build_optimisation
 
 MONITOR = "val/mAP@all"

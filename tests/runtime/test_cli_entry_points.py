@@ -36,6 +36,7 @@ def test_the_runtime_cli_works_where_torch_cannot_be_imported(tmp_path: Path) ->
         ("sketchsearch", "--help"),
         ("sketchsearch", "data", "--help"),
         ("sketchsearch", "gallery", "--help"),
+        ("sketchsearch", "train", "--help"),
         (
             "sketchsearch",
             "data",

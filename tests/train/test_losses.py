@@ -9,8 +9,8 @@ import torch
 from pytorch_metric_learning import distances, reducers
 from pytorch_metric_learning import losses as pml
 
+from sketchsearch.train.loss_spec import LOSS_NAMES, parse_loss_spec
 from sketchsearch.train.losses import (
-    LOSS_NAMES,
     CombinedLoss,
     ContrastiveLoss,
     CosineLoss,
@@ -19,7 +19,6 @@ from sketchsearch.train.losses import (
     LossInputs,
     TripletLoss,
     build_loss,
-    parse_loss_spec,
 )
 
 
