@@ -186,7 +186,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise UsageError(f"{path}: a config file holds `setting: value` lines")
-    return {str(k).replace("-", "_"): v for k, v in loaded.items()}
+    aliases = {"model_name": "model", "optimizer_name": "optimizer", "learning_rate": "lr"}
+    keys = (str(k).replace("-", "_") for k in loaded)
+    return {aliases.get(key, key): value for key, value in zip(keys, loaded.values(), strict=True)}
 
 
 def write_yaml(config: TrainConfig, path: Path) -> None:

@@ -207,6 +207,8 @@ def _train(config: TrainConfig) -> TrainReport:
     if resume_from is not None:
         _check_resume(resume_from, module)
     _write_run_files(config, split, out)
+    if resume_from is None:  # a new run in an old folder must not leave the old results
+        (out / "test_metrics.json").unlink(missing_ok=True)
     earlier = _read_metrics(out / "metrics.csv") if resume_from else []
     trainer = make_trainer(config, out)
     trainer.fit(module, datamodule=data, ckpt_path=resume_from)

@@ -140,19 +140,20 @@ def test_load_checkpoint_round_trip_and_mismatch(trained, tmp_path: Path) -> Non
         load_checkpoint(tmp_path / "junk.ckpt")
 
 
-def test_validation_embeds_what_the_runtime_preprocessing_makes(tiny_data) -> None:
-    from sketchsearch.data.split_file import read_split
-    from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_file
-    from sketchsearch.train.triplets import EvalImages
+def test_validation_embeds_what_the_runtime_preprocessing_makes(tiny_data, tmp_path) -> None:
+    from sketchsearch.runtime.preprocess import preprocess_file
+    from sketchsearch.train.run import prepare
 
-    root, split_path = tiny_data
-    split = read_split(split_path)
-    items = split.part_items("val")[:3]
-    config = PreprocessConfig(input_size=32)
-    dataset = EvalImages(root, items, {c: i for i, c in enumerate(split.categories)}, config)
-    for index, item in enumerate(items):
-        expected = preprocess_file(root / item.path, config)
-        assert np.array_equal(dataset[index]["image"].permute(1, 2, 0).numpy(), expected)
+    root, _ = tiny_data
+    _, module, data = prepare(config_for(tiny_data, tmp_path))
+    assert data.preprocess == module.model.config.preprocess()  # the model's own eval config
+    queries, gallery = data.val_dataloader()
+    for loader in (queries, gallery):
+        for index in range(2):
+            item = loader.dataset.items[index]
+            expected = preprocess_file(root / item.path, module.model.config.preprocess())
+            got = loader.dataset[index]["image"].permute(1, 2, 0).numpy()
+            assert np.array_equal(got, expected)
 
 
 def test_pretrained_offline_fails_clearly_and_local_weights_load(
