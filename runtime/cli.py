@@ -20,8 +20,27 @@ from sketchsearch.data.errors import ExitCode, SketchsearchError
 # help is written here so that `sketchsearch --help` imports no subcommand.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("sketchsearch.data.cli:data", "Read, split and generate image collections."),
-    "gallery": ("sketchsearch.gallery.cli:gallery", "Inspect and maintain galleries."),
+    "gallery": (
+        "sketchsearch.runtime.gallery_cli:gallery",
+        "Build galleries from images; inspect and maintain them.",
+    ),
+    "retrieve": (
+        "sketchsearch.runtime.retrieve_cli:retrieve",
+        "Find the gallery images that match query images.",
+    ),
+    "evaluate": (
+        "sketchsearch.runtime.evaluate_cli:evaluate",
+        "Retrieval metrics of a model and gallery on a split.",
+    ),
     "train": ("sketchsearch.train.cli:train", "Train an embedding model (needs [train])."),
+    "export": (
+        "sketchsearch.export.cli:export",
+        "Export a checkpoint to ONNX or TensorRT (needs [train,export]).",
+    ),
+    "analyze": (
+        "sketchsearch.runtime.analysis_cli:analyze",
+        "Explain matches (Grad-CAM) and choose a no-match threshold (ROC).",
+    ),
 }
 
 DEBUG_ENV = "SKETCHSEARCH_DEBUG"
@@ -110,27 +129,12 @@ def cli(debug: bool) -> None:
     """
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--engine", metavar="MODEL", help="Exported model: .onnx, .plan/.engine.")
-@click.option("--query", metavar="IMAGE", help="Query image.")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def retrieve(engine: str | None, query: str | None, debug: bool) -> None:
-    """Find the gallery images that match a query image (torch-free runtime).
-
-    Not available in this release: the engines and the gallery it needs come in later
-    releases (see the README's roadmap). It exits with code 2.
-    """
-    from sketchsearch.data.errors import UsageError
-
-    raise UsageError(
-        "retrieve is not available in this release yet: it needs the runtime "
-        "engines and the gallery (README, 'Roadmap')"
-    )
-
-
 def main() -> None:
     sys.exit(run(cli))
 
 
 def retrieve_main() -> None:
+    """The `retrieve` console script: the same command as `sketchsearch retrieve`."""
+    from sketchsearch.runtime.retrieve_cli import retrieve
+
     sys.exit(run(retrieve))

@@ -180,7 +180,13 @@ def _enlarge(
 
 def preprocess_file(path: str | os.PathLike[str], config: PreprocessConfig) -> np.ndarray:
     """Read, check the pixel count (from the header, before decoding), decode, preprocess."""
-    data = read_bytes(path)
+    return preprocess_bytes(read_bytes(path), path, config)
+
+
+def preprocess_bytes(
+    data: bytes, path: str | os.PathLike[str], config: PreprocessConfig
+) -> np.ndarray:
+    """As :func:`preprocess_file`, for bytes already read (e.g. to hash them too)."""
     header_size = image_size(data)
     if header_size is not None:
         _check_pixels(path, *header_size, config.max_pixels)

@@ -32,3 +32,48 @@ def sketchy_tree(tmp_path: Path) -> Callable[..., Path]:
         return base
 
     return build
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained tiny model's run folder (best.ckpt, config.yaml naming its data and split).
+
+    6 categories × 6 photos × 2 sketches at 48 px, resnet10t at 32 px, embedding 16: enough
+    images for int8 calibration (one batch of 16) and for a retrieval better than chance.
+    """
+    from sketchsearch.data.layouts import scan
+    from sketchsearch.data.split_file import build_split_file, save_split
+    from sketchsearch.data.splits import SplitConfig, make_split
+    from sketchsearch.data.synth import SynthConfig, generate
+    from sketchsearch.train.config import TrainConfig
+    from sketchsearch.train.run import train
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    root = folder / "data"
+    generate(
+        root,
+        SynthConfig(categories=6, photos_per_category=6, sketches_per_photo=2, size=48, seed=5),
+    )
+    collection = scan(root)
+    split_config = SplitConfig(seed=0, fractions=(0.5, 0.25, 0.25))
+    split = save_split(
+        build_split_file(collection, split_config, make_split(collection, split_config)),
+        folder / "split.json",
+    )
+    config = TrainConfig(
+        data=str(root),
+        split=str(split),
+        out=str(folder / "run"),
+        model="resnet10t",
+        img_size=32,
+        embed_dim=16,
+        epochs=3,
+        batch_size=16,
+        loss="infonce=1,ce=1",
+        lr=3e-3,
+        workers=0,
+        warmup_epochs=0,
+        test=False,
+        baseline=False,
+    )
+    return train(config).out

@@ -30,9 +30,12 @@ class RetrievalModule(L.LightningModule):
         margin: float,
         temperature: float,
         optim: dict[str, Any],
+        run_info: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # The model is passed in; its config is saved so a checkpoint can rebuild it.
+        # ``run_info`` (class names, split fingerprint, training summary) makes the checkpoint
+        # self-describing for export's model card.
         self.save_hyperparameters(ignore=["model"])
         self.save_hyperparameters({"model_config": model.config.to_dict()})
         self.model = model

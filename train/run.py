@@ -59,7 +59,11 @@ def prepare(config: TrainConfig) -> tuple[SplitFile, RetrievalModule, RetrievalD
         config.separate_encoders,
     )
     module = build_module(
-        config, model_config, pretrained=config.pretrained, weights=config.weights
+        config,
+        model_config,
+        pretrained=config.pretrained,
+        weights=config.weights,
+        run_info=describe_run(config, split),
     )
     data = RetrievalDataModule(
         Path(config.data),
@@ -93,11 +97,25 @@ def _check_validation_part(split: SplitFile, source: str) -> None:
         )
 
 
+def describe_run(config: TrainConfig, split: SplitFile) -> dict[str, Any]:
+    """What export's model card says about the training: classes, split, recipe."""
+    recipe = ("model", "loss", "epochs", "batch_size", "optimizer", "lr", "scheduler")
+    recipe += ("augment", "positive", "seed", "pretrained", "img_size", "embed_dim")
+    training = {name: getattr(config, name) for name in recipe}
+    training["weights"] = Path(config.weights).name if config.weights else None
+    return {
+        "class_names": list(split.categories),
+        "split_fingerprint": split.fingerprint,
+        "training": training,
+    }
+
+
 def build_module(
     config: TrainConfig,
     model_config: ModelConfig,
     pretrained: bool = False,
     weights: str | None = None,
+    run_info: dict[str, Any] | None = None,
 ) -> RetrievalModule:
     optim = OptimConfig(
         optimizer=config.optimizer,
@@ -110,7 +128,9 @@ def build_module(
         gamma=config.gamma,
     )
     model = EmbeddingModel(model_config, pretrained=pretrained, weights=weights)
-    return RetrievalModule(model, config.loss, config.margin, config.temperature, asdict(optim))
+    return RetrievalModule(
+        model, config.loss, config.margin, config.temperature, asdict(optim), run_info
+    )
 
 
 def make_trainer(config: TrainConfig, out: Path, *, log: bool = True) -> L.Trainer:

@@ -1,0 +1,153 @@
+"""`sketchsearch export onnx|verify|tensorrt`: thin commands over the export library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from sketchsearch.runtime.cli import LazyGroup
+
+COMMANDS = {
+    "onnx": ("sketchsearch.export.cli:onnx_command", "Checkpoint → verified ONNX with a card."),
+    "verify": ("sketchsearch.export.cli:verify_command", "Re-check an ONNX file's parity."),
+    "tensorrt": (
+        "sketchsearch.export.tensorrt_cli:tensorrt",
+        "ONNX → TensorRT engine (needs [tensorrt] and a GPU).",
+    ),
+}
+_PATH = click.Path(path_type=Path)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS)
+def export() -> None:
+    """Export a trained checkpoint for serving (needs [train,export])."""
+
+
+def _image_options(command: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--calib-images", type=_PATH, help="Folder of calibration/verification images."
+            ),
+            click.option(
+                "--calib-split",
+                metavar="SPLIT[:PART]",
+                help="Split file: calibration from PART (train), verification from val.",
+            ),
+            click.option("--data", "data_root", type=_PATH, help="Data root of --calib-split."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.command("onnx")
+@click.option("--checkpoint", type=_PATH, required=True, help="best.ckpt of a training run.")
+@click.option("--output", type=_PATH, required=True, help="model.onnx to write.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32")
+@click.option("--opset", type=int, default=18, show_default=True)
+@_image_options
+@click.option("--calib-count", type=int, default=500, show_default=True)
+@click.option(
+    "--calib-method",
+    type=click.Choice(["minmax", "entropy", "percentile"]),
+    default="minmax",
+    show_default=True,
+)
+@click.option("--verify-count", type=int, default=64, show_default=True)
+@click.option("--simplify/--no-simplify", default=True, show_default=True)
+@click.option("--dynamo/--legacy", default=True, help="torch.export (default) or TorchScript.")
+@click.option("--verify/--no-verify", default=True, show_default=True)
+@click.option(
+    "--input-dtype",
+    type=click.Choice(["uint8", "float32"]),
+    default="uint8",
+    help="float32: the same 0..255 pixels, for backends without uint8 inputs.",
+)
+@click.option("--no-logits", is_flag=True, help="Embeddings only, no class-logits output.")
+@click.option("--json", "json_out", type=_PATH, help="Also write the export summary as JSON.")
+def onnx_command(
+    checkpoint: Path,
+    output: Path,
+    precision: str,
+    opset: int,
+    calib_images: Path | None,
+    calib_split: str | None,
+    data_root: Path | None,
+    calib_count: int,
+    calib_method: str,
+    verify_count: int,
+    simplify: bool,
+    dynamo: bool,
+    verify: bool,
+    input_dtype: str,
+    no_logits: bool,
+    json_out: Path | None,
+) -> None:
+    """Export CHECKPOINT to ONNX: uint8 NHWC in, unit embeddings (+ logits) out, card inside.
+
+    \b
+    Examples:
+      sketchsearch export onnx --checkpoint run/best.ckpt --output model.onnx
+      sketchsearch export onnx --checkpoint run/best.ckpt --output model.int8.onnx \\
+          --precision int8 --calib-split split.json:train --data DATA
+    """
+    import json
+
+    from sketchsearch.export.pipeline import ExportOptions, export_onnx
+    from sketchsearch.export.summary import describe_result
+
+    options = ExportOptions(
+        checkpoint=checkpoint,
+        output=output,
+        precision=precision,
+        opset=opset,
+        dynamo=dynamo,
+        simplify=simplify,
+        verify=verify,
+        input_dtype=input_dtype,
+        with_logits=not no_logits,
+        calib_images=calib_images,
+        calib_split=calib_split,
+        data_root=data_root,
+        calib_count=calib_count,
+        calib_method=calib_method,
+        verify_count=verify_count,
+    )
+    results = export_onnx(options)
+    for result in results:
+        click.echo(describe_result(result))
+    if json_out is not None:
+        from sketchsearch.export.summary import result_dict
+
+        json_out.write_text(json.dumps([result_dict(r) for r in results], indent=1) + "\n")
+
+
+@click.command("verify")
+@click.option("--checkpoint", type=_PATH, required=True)
+@click.option("--onnx", "model_path", type=_PATH, required=True)
+@_image_options
+@click.option("--verify-count", type=int, default=64, show_default=True)
+def verify_command(
+    checkpoint: Path,
+    model_path: Path,
+    calib_images: Path | None,
+    calib_split: str | None,
+    data_root: Path | None,
+    verify_count: int,
+) -> None:
+    """Compare an exported ONNX file with its checkpoint; exit 4 when they differ."""
+    from sketchsearch.export.pipeline import verify_existing
+    from sketchsearch.export.verify import VerificationError
+
+    report = verify_existing(
+        checkpoint, model_path, calib_images, calib_split, data_root, verify_count
+    )
+    click.echo(f"{model_path}: {report.describe()}")
+    if not report.passed:
+        raise VerificationError(f"{model_path}: verification failed: {'; '.join(report.failures)}")
+    click.echo("verification passed")

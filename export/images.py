@@ -1,0 +1,107 @@
+"""The real images export calibrates and verifies on: a folder, a split part, or the run's own.
+
+Both domains go through the encoder, so both are drawn from: sketches and photos alike.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from sketchsearch.data.errors import UsageError
+from sketchsearch.data.imagefile import IMAGE_EXTENSIONS
+from sketchsearch.data.split_spec import parse_split_spec
+
+RECOMMENDED_CALIBRATION = 300
+
+
+@dataclass(frozen=True)
+class ExportImages:
+    calibration: tuple[Path, ...]
+    verification: tuple[Path, ...]
+    source: str  # for the report: where they came from
+
+
+def folder_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise UsageError(f"--calib-images {folder}: not a folder")
+    found = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+    if not found:
+        raise UsageError(f"--calib-images {folder}: holds no image files")
+    return found
+
+
+def resolve_images(
+    checkpoint: Path,
+    calib_images: Path | None,
+    calib_split: str | None,
+    data_root: Path | None,
+    calib_count: int,
+    verify_count: int,
+    seed: int = 0,
+) -> ExportImages | None:
+    """Calibration images (a shuffled sample) and a disjoint verification sample if possible.
+
+    Without a source, the training run's own split (its ``config.yaml`` beside the checkpoint)
+    is used: calibration from its train part, verification from its val part. None when no
+    images can be found at all.
+    """
+    rng = random.Random(seed)
+    if calib_images is not None:
+        pool = folder_images(calib_images)
+        rng.shuffle(pool)
+        verification = pool[calib_count : calib_count + verify_count] or pool[:verify_count]
+        return ExportImages(tuple(pool[:calib_count]), tuple(verification), str(calib_images))
+    if calib_split is None:
+        calib_split, data_root = _run_split(checkpoint)
+        if calib_split is None:
+            return None
+    calibration_part = parse_split_spec(calib_split, data_root, default_part="train")
+    calibration = [calibration_part.path(item) for item in calibration_part.items()]
+    rng.shuffle(calibration)
+    spec_path = calib_split.rsplit(":", 1)[0] if ":" in Path(calib_split).name else calib_split
+    other = "val" if calibration_part.part != "val" else "test"
+    verification = [
+        calibration_part.root / item.path
+        for item in parse_split_spec(f"{spec_path}:{other}", data_root).items()
+    ]
+    rng.shuffle(verification)
+    return ExportImages(
+        tuple(calibration[:calib_count]),
+        tuple(verification[:verify_count] or calibration[:verify_count]),
+        f"{spec_path} ({calibration_part.part} for calibration, {other} for verification)",
+    )
+
+
+def _run_split(checkpoint: Path) -> tuple[str | None, Path | None]:
+    config = checkpoint.parent / "config.yaml"
+    if not config.is_file():
+        return None, None
+    import yaml
+
+    raw = yaml.safe_load(config.read_text())
+    if not isinstance(raw, dict) or not raw.get("split") or not raw.get("data"):
+        return None, None
+    split, data = Path(str(raw["split"])), Path(str(raw["data"]))
+    if not split.is_file() or not data.is_dir():
+        return None, None
+    return str(split), data
+
+
+def check_calibration_count(count: int, batch_size: int) -> None:
+    if count < batch_size:
+        raise UsageError(
+            f"int8 calibration needs at least one batch of images ({batch_size}); got {count}: "
+            f"pass more with --calib-images DIR or --calib-split SPLIT (≥ "
+            f"{RECOMMENDED_CALIBRATION} recommended)"
+        )
+    if count < RECOMMENDED_CALIBRATION:
+        warnings.warn(
+            f"calibrating int8 on {count} images; ≥ {RECOMMENDED_CALIBRATION} from both domains "
+            "give steadier ranges",
+            stacklevel=2,
+        )

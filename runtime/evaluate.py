@@ -1,0 +1,155 @@
+"""`sketchsearch evaluate`: retrieval quality of a model and its gallery on a split part.
+
+The gallery is searched twice: through its HNSW index (what serving does) and exhaustively
+over the same stored vectors (exact cosine). Metrics from both, and the HNSW-vs-exact recall,
+keep index error and model error apart. Metric definitions: ``runtime/metrics.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sketchsearch.data.errors import UsageError
+from sketchsearch.data.evaluation import evaluation_set
+from sketchsearch.data.split_spec import SplitPart
+from sketchsearch.gallery.gallery import Gallery
+from sketchsearch.runtime.engine import Engine
+from sketchsearch.runtime.metrics import evaluate_retrieval
+from sketchsearch.runtime.pipeline import Failure, embed_paths
+
+PRECISION_KS = (1, 100, 200)
+RECALL_KS = (1, 5, 10)
+
+
+@dataclass
+class Evaluation:
+    queries: int
+    gallery_items: int
+    direction: str
+    match: str
+    hnsw: dict[str, float]
+    exact: dict[str, float] | None
+    hnsw_recall_at_10: float | None  # of the exact top-10, the share HNSW also returned
+    failures: list[Failure] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queries": self.queries,
+            "gallery_items": self.gallery_items,
+            "direction": self.direction,
+            "match": self.match,
+            "hnsw": self.hnsw,
+            "exact": self.exact,
+            "hnsw_recall@10": self.hnsw_recall_at_10,
+            "failures": [str(f) for f in self.failures],
+            "seconds": self.seconds,
+            "conventions": {
+                "mAP@200": "(1/min(200, R)) * sum_{i<=200} P@i * rel_i (SAKE / ZSE-SBIR)",
+                "P@k": "relevant in top k / min(k, gallery size)",
+                "recall@k": "share of queries with a relevant item in the top k (hit rate)",
+            },
+        }
+
+
+def evaluate(
+    engine: Engine,
+    gallery: Gallery,
+    part: SplitPart,
+    direction: tuple[str, str] | None = None,
+    instance: bool = False,
+    exact: bool = True,
+    batch_size: int = 32,
+    ef: int | None = None,
+) -> Evaluation:
+    start = time.perf_counter()
+    sets = evaluation_set(part.split, part.part, direction)
+    if not sets.queries:
+        raise UsageError(f"{part.source}:{part.part} has no {sets.query_domain} images")
+    embedded = embed_paths(
+        engine, [part.path(q) for q in sets.queries], batch_size=batch_size, description="queries"
+    )
+    queries = [sets.queries[i] for i in embedded.done]
+    if not queries:
+        raise UsageError("no query image could be read")
+    stored = gallery.export_vectors()
+    if len(stored.ids) == 0:
+        raise UsageError(f"{gallery.directory}: the gallery is empty")
+    relevant = _relevance(queries, stored.items, instance)
+    embedded_at = time.perf_counter()
+    hnsw_scores, hnsw_ids = _hnsw_scores(gallery, embedded.vectors, stored.ids, ef)
+    searched_at = time.perf_counter()
+    kwargs = {"precision_ks": PRECISION_KS, "recall_ks": RECALL_KS}
+    hnsw = _metrics(evaluate_retrieval(hnsw_scores, relevant, **kwargs).to_dict())
+    exact_metrics, recall = None, None
+    if exact:
+        exact_scores = embedded.vectors @ stored.vectors.T
+        exact_metrics = _metrics(evaluate_retrieval(exact_scores, relevant, **kwargs).to_dict())
+        recall = _index_recall(exact_scores, hnsw_ids, stored.ids, 10)
+    return Evaluation(
+        queries=len(queries),
+        gallery_items=len(stored.ids),
+        direction=f"{sets.query_domain}2{sets.gallery_domain}",
+        match="instance" if instance else "category",
+        hnsw=hnsw,
+        exact=exact_metrics,
+        hnsw_recall_at_10=recall,
+        failures=embedded.failures,
+        seconds={
+            "embed": round(embedded.wall_seconds, 3),
+            "search": round(searched_at - embedded_at, 3),
+            "total": round(time.perf_counter() - start, 3),
+        },
+    )
+
+
+def _metrics(report: dict[str, float | int]) -> dict[str, float]:
+    return {k: float(v) for k, v in report.items() if "@" in k}
+
+
+def _relevance(queries: list[Any], items: list[Any], instance: bool) -> np.ndarray:
+    if instance:
+        keys = [q.instance for q in queries]
+        gallery_keys = [row.instance for row in items]
+        if not any(keys):
+            raise UsageError("--instance: the queries have no instance (paired photo) labels")
+    else:
+        keys = [q.category for q in queries]
+        gallery_keys = [row.label for row in items]
+    if not any(gallery_keys):
+        raise UsageError("the gallery's items have no labels to judge relevance by")
+    left, right = np.asarray(keys, dtype=object), np.asarray(gallery_keys, dtype=object)
+    return np.asarray(left[:, None] == right[None, :], dtype=bool)
+
+
+def _hnsw_scores(
+    gallery: Gallery, vectors: np.ndarray, ids: np.ndarray, ef: int | None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The full ranking through the index: every item is asked for, so ef ≥ gallery size."""
+    column = {int(item_id): position for position, item_id in enumerate(ids)}
+    scores = np.full((len(vectors), len(ids)), -np.inf, dtype=np.float64)
+    found = []
+    for row, result in enumerate(gallery.search(vectors, len(ids), ef=ef)):
+        columns = [column[int(i)] for i in result.ids]
+        scores[row, columns] = result.scores
+        found.append(result.ids)
+    # Items HNSW did not return rank last, in gallery order (finite for the metric code).
+    floor = scores[np.isfinite(scores)].min(initial=0.0) - 1.0
+    scores[~np.isfinite(scores)] = floor
+    return scores, found
+
+
+def _index_recall(
+    exact_scores: np.ndarray, hnsw_ids: list[np.ndarray], ids: np.ndarray, k: int
+) -> float:
+    k = min(k, exact_scores.shape[1])
+    top = np.argsort(-exact_scores, axis=1, kind="stable")[:, :k]
+    hits = [
+        len(set(ids[row].tolist()) & set(found[:k].tolist())) / k
+        for row, found in zip(top, hnsw_ids, strict=True)
+    ]
+    return float(np.mean(hits))

@@ -1,0 +1,207 @@
+"""Galleries from image files: `gallery build` makes one, `gallery add` extends one.
+
+Items are stored relative to the gallery root (the images folder, or the split's data root),
+labelled by their category folder. ``add`` hashes files first and embeds only those that are
+new or changed, so re-running it over the same folder costs a read, not an inference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from sketchsearch.data.errors import UsageError
+from sketchsearch.data.imagefile import IMAGE_EXTENSIONS
+from sketchsearch.data.split_spec import SplitPart
+from sketchsearch.gallery.gallery import Gallery
+from sketchsearch.gallery.items import GalleryItem
+from sketchsearch.runtime.engine import Engine
+from sketchsearch.runtime.pipeline import Failure, embed_paths, relative_to_root
+from sketchsearch.runtime.retriever import model_ref
+
+
+@dataclass(frozen=True)
+class Source:
+    """One image to index: its file, its path inside the gallery, its labels."""
+
+    file: Path
+    path: str
+    label: str | None
+    instance: str | None = None
+
+
+@dataclass
+class BuildReport:
+    gallery: Path
+    indexed: int = 0
+    updated: int = 0
+    skipped: int = 0  # already in the gallery with the same content
+    failed: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    embedded: int = 0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+def folder_sources(folder: Path) -> list[Source]:
+    """Every image under ``folder``; the first sub-folder names the label."""
+    if not folder.is_dir():
+        raise UsageError(f"--images {folder}: not a folder")
+    files = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+    sources = []
+    for file, rel in zip(files, relative_to_root(files, folder), strict=True):
+        assert rel is not None
+        parts = PurePosixPath(rel).parts
+        sources.append(Source(file, rel, parts[0] if len(parts) > 1 else None))
+    return sources
+
+
+def split_sources(part: SplitPart, domain: str) -> list[Source]:
+    return [
+        Source(part.path(item), item.path, item.category, item.instance)
+        for item in part.items(domain)
+    ]
+
+
+def build_gallery(
+    engine: Engine,
+    out: Path,
+    root: Path,
+    sources: Sequence[Source],
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> BuildReport:
+    """A new gallery at ``out`` holding ``sources``, committed once at the end."""
+    _check_gallery_encoder(engine)
+    if not sources:
+        raise UsageError("no images to index")
+    card = engine.card
+    gallery = Gallery.create(
+        out, card.embed_dim, "cosine", model=model_ref(card), root=str(root.resolve())
+    )
+    with gallery:
+        return _index(engine, gallery, sources, batch_size, workers, progress, check_known=False)
+
+
+def add_files(
+    engine: Engine,
+    gallery_dir: Path,
+    files: Sequence[Path],
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> BuildReport:
+    """Add image files (or folders of them) under the gallery's root to an existing gallery."""
+    _check_gallery_encoder(engine)
+    with Gallery.open(gallery_dir, expected_model=model_ref(engine.card), mode="rw") as gallery:
+        root = gallery.manifest.root
+        if root is None:
+            raise UsageError(f"{gallery_dir}: the gallery has no root folder to add files under")
+        sources, outside = _sources_under(Path(root), files)
+        report = _index(engine, gallery, sources, batch_size, workers, progress, check_known=True)
+        report.failed[:0] = [Failure(str(f), f"not under the gallery root {root}") for f in outside]
+        return report
+
+
+def _check_gallery_encoder(engine: Engine) -> None:
+    if not engine.card.embeds("gallery"):
+        raise UsageError(
+            f"{engine.path}: this file holds the query encoder of a model with separate "
+            "encoders; index with its .gallery.onnx"
+        )
+
+
+def _sources_under(root: Path, files: Sequence[Path]) -> tuple[list[Source], list[Path]]:
+    expanded: list[Path] = []
+    for file in files:
+        if file.is_dir():
+            expanded.extend(s.file for s in folder_sources(file))
+        else:
+            expanded.append(file)
+    sources, outside = [], []
+    for file, rel in zip(expanded, relative_to_root(expanded, root), strict=True):
+        if rel is None:
+            outside.append(file)
+            continue
+        parts = PurePosixPath(rel).parts
+        sources.append(Source(file, rel, parts[0] if len(parts) > 1 else None))
+    return sources, outside
+
+
+def _index(
+    engine: Engine,
+    gallery: Gallery,
+    sources: Sequence[Source],
+    batch_size: int,
+    workers: int | None,
+    progress: bool | None,
+    check_known: bool,
+) -> BuildReport:
+    start = time.perf_counter()
+    report = BuildReport(gallery.directory)
+    todo = list(sources)
+    if check_known:
+        known = gallery.digests(s.path for s in todo)
+        if known:
+            digests = _hash_files([s.file for s in todo if s.path in known], workers)
+            unchanged = {
+                s.path for s in todo if s.path in known and digests.get(s.file) == known[s.path]
+            }
+            report.skipped = len(unchanged)
+            todo = [s for s in todo if s.path not in unchanged]
+    embedded = embed_paths(
+        engine,
+        [s.file for s in todo],
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress,
+        description="indexing",
+    )
+    report.failed.extend(embedded.failures)
+    items = [
+        GalleryItem(todo[p].path, digest, todo[p].label, todo[p].instance)
+        for p, digest in zip(embedded.done, embedded.digests, strict=True)
+    ]
+    if items:
+        added = gallery.add(embedded.vectors, items)
+        report.indexed, report.updated = len(added.added), len(added.updated)
+        report.skipped += len(added.skipped)
+    report.embedded = len(embedded.done)
+    report.embed_seconds = embedded.embed_seconds
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _hash_files(files: Sequence[Path], workers: int | None) -> dict[Path, str]:
+    def digest(file: Path) -> tuple[Path, str]:
+        try:
+            return file, hashlib.sha256(file.read_bytes()).hexdigest()
+        except OSError:
+            return file, ""  # unreadable: embedding will report it
+
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        return dict(pool.map(digest, files))
+
+
+def describe_build(report: BuildReport, verb: str = "indexed") -> str:
+    lines = [
+        f"{report.gallery}: {verb} {report.indexed}, updated {report.updated}, skipped "
+        f"{report.skipped} already present, failed {len(report.failed)}; "
+        f"{report.embedded} images embedded in {report.seconds:.1f} s "
+        f"({report.images_per_second:.1f} img/s)"
+    ]
+    lines.extend(f"  failed: {failure}" for failure in report.failed[:20])
+    if len(report.failed) > 20:
+        lines.append(f"  … and {len(report.failed) - 20} more")
+    return "\n".join(lines)

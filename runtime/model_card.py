@@ -1,0 +1,222 @@
+"""The model card: everything a runtime needs to feed and interpret an exported model.
+
+It travels inside the ONNX file (one ``metadata_props`` entry, :data:`CARD_KEY`) and beside a
+TensorRT engine (a ``<engine>.json`` sidecar), so preprocessing is never guessed and a gallery
+can tell whether vectors came from the same weights. Export writes it, the runtime, the
+gallery and the TensorRT builder read it; nothing handles the JSON as a raw dict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sketchsearch.data.errors import ExitCode, SketchsearchError
+from sketchsearch.runtime.preprocess import PreprocessConfig
+
+CARD_KEY = "sketchsearch.model_card"
+CARD_FORMAT = "sketchsearch-model-card"
+CARD_FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8")
+INPUT_DTYPES = ("uint8", "float32")
+# "both": one shared encoder embeds sketches and photos; otherwise the file holds one domain's
+# encoder of a model trained with separate encoders.
+MODEL_DOMAINS = ("both", "query", "gallery")
+
+
+class ModelCardError(SketchsearchError):
+    """A model file without a readable card, or with a card this version cannot use."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+@dataclass(frozen=True)
+class TensorRTInfo:
+    """What a serialized engine is tied to: it only loads on the same TensorRT and GPU."""
+
+    version: str
+    gpu_name: str
+    compute_capability: str
+    min_batch: int
+    opt_batch: int
+    max_batch: int
+    precision: str
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str) -> TensorRTInfo:
+        _check_keys(raw, cls, f"{source}: tensorrt")
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    backbone: str
+    embed_dim: int
+    preprocess: PreprocessConfig  # resize and crop rule; mean/std are applied in the graph
+    class_names: tuple[str, ...]
+    family: str  # the source checkpoint's SHA-256: one family, comparable vectors
+    checkpoint_sha256: str
+    precision: str = "fp32"
+    input_name: str = "images"
+    input_dtype: str = "uint8"  # "float32": the same 0..255 values, for backends without uint8
+    input_layout: str = "NHWC"
+    normalized_in_graph: bool = True  # mean/std below are applied inside the model
+    output_names: tuple[str, ...] = ("embedding", "logits")
+    output_normalized: bool = True
+    similarity: str = "cosine"
+    domain: str = "both"
+    split_fingerprint: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    tensorrt: TensorRTInfo | None = None
+    format: str = CARD_FORMAT
+    format_version: int = CARD_FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.input_dtype not in INPUT_DTYPES:
+            raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}")
+        if self.domain not in MODEL_DOMAINS:
+            raise ValueError(f"domain must be one of {MODEL_DOMAINS}, not {self.domain!r}")
+        if self.input_layout != "NHWC":
+            raise ValueError("only NHWC input is supported")
+        if self.embed_dim < 1:
+            raise ValueError(f"embed_dim must be positive, not {self.embed_dim}")
+
+    @property
+    def input_size(self) -> int:
+        return self.preprocess.input_size
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def embeds(self, domain: str) -> bool:
+        """Whether this file's encoder is the one for ``domain`` ("query" or "gallery")."""
+        return self.domain in ("both", domain)
+
+    def summary(self) -> dict[str, Any]:
+        """The part a gallery records about the model that made its vectors."""
+        return {
+            "backbone": self.backbone,
+            "embed_dim": self.embed_dim,
+            "input_size": self.input_size,
+            "precision": self.precision,
+            "domain": self.domain,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "split_fingerprint": self.split_fingerprint,
+        }
+
+    def with_changes(self, **changes: Any) -> ModelCard:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["preprocess"] = self.preprocess.to_dict()
+        data["class_names"] = list(self.class_names)
+        data["output_names"] = list(self.output_names)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> ModelCard:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ModelCardError(f"{source}: model card is not valid JSON ({err.msg})") from None
+        return cls.from_dict(raw, source)
+
+    @classmethod
+    def from_dict(cls, raw: object, source: str) -> ModelCard:
+        if not isinstance(raw, dict) or raw.get("format") != CARD_FORMAT:
+            raise ModelCardError(f"{source}: not a sketchsearch model card")
+        if raw.get("format_version") != CARD_FORMAT_VERSION:
+            raise ModelCardError(
+                f"{source}: model card version {raw.get('format_version')!r}; this version of "
+                f"sketchsearch reads version {CARD_FORMAT_VERSION}: re-export the model"
+            )
+        _check_keys(raw, cls, source)
+        values = dict(raw)
+        try:
+            values["preprocess"] = PreprocessConfig.from_dict(values["preprocess"])
+            values["class_names"] = tuple(str(name) for name in values["class_names"])
+            values["output_names"] = tuple(str(name) for name in values["output_names"])
+            if values.get("tensorrt") is not None:
+                values["tensorrt"] = TensorRTInfo.from_dict(values["tensorrt"], source)
+            return cls(**values)
+        except (TypeError, ValueError) as err:
+            raise ModelCardError(f"{source}: invalid model card ({err})") from None
+
+
+def _check_keys(raw: Mapping[str, Any], cls: type, source: str) -> None:
+    from dataclasses import MISSING
+
+    names = {f.name for f in fields(cls)}
+    required = {
+        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    }
+    unknown, missing = sorted(set(raw) - names), sorted(required - set(raw))
+    if unknown or missing:
+        raise ModelCardError(
+            f"{source}: model card has unknown keys {unknown} and lacks keys {missing}"
+        )
+
+
+def sidecar_path(engine: str | Path) -> Path:
+    """``model.plan`` → ``model.plan.json``: the card of a TensorRT engine."""
+    engine = Path(engine)
+    return engine.with_name(engine.name + ".json")
+
+
+def write_sidecar(engine: str | Path, card: ModelCard) -> Path:
+    path = sidecar_path(engine)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(card.to_json(), encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+def read_sidecar(engine: str | Path) -> ModelCard:
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise ModelCardError(
+            f"{path}: the engine's model card is missing; a TensorRT engine needs the sidecar "
+            "that `sketchsearch export tensorrt` writes beside it"
+        )
+    return ModelCard.from_json(path.read_text(encoding="utf-8"), str(path))
+
+
+def read_onnx_card(path: str | Path) -> ModelCard:
+    """The card of an ONNX file, read through onnxruntime (the runtime has no `onnx`)."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelCardError(f"{path}: model file not found")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for a bad file
+        raise ModelCardError(f"{path}: not a loadable ONNX model ({_first_line(err)})") from None
+    return card_from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+
+
+def card_from_metadata(metadata: Mapping[str, str], source: str) -> ModelCard:
+    if CARD_KEY not in metadata:
+        raise ModelCardError(
+            f"{source}: this ONNX file has no sketchsearch model card; export it with "
+            "`sketchsearch export onnx`"
+        )
+    return ModelCard.from_json(metadata[CARD_KEY], source)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

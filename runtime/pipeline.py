@@ -1,0 +1,168 @@
+"""Embedding many image files: decoding overlaps inference, and a bad file never stops a run.
+
+Worker threads read, hash, decode and preprocess files (OpenCV and onnxruntime release the
+GIL) while the engine runs the previous batch; at most ``prefetch`` batches are in flight, so
+memory stays bounded however many files there are. Results come back in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sketchsearch.data.errors import ImageDecodeError
+from sketchsearch.data.imagefile import read_bytes
+from sketchsearch.runtime.engine import Engine
+from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_bytes
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+@dataclass
+class EmbedResult:
+    vectors: np.ndarray  # [len(done), D], in input order of the files that worked
+    done: list[int]  # input positions of the embedded files
+    digests: list[str]  # SHA-256 of each embedded file's bytes
+    failures: list[Failure] = field(default_factory=list)
+    decode_seconds: float = 0.0  # summed over worker threads
+    embed_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.done) / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    image: np.ndarray | None
+    digest: str
+    problem: str | None
+    seconds: float
+
+
+def load_image(path: str | os.PathLike[str], config: PreprocessConfig) -> _Loaded:
+    start = time.perf_counter()
+    try:
+        data = read_bytes(path)
+        digest = hashlib.sha256(data).hexdigest()
+        image = preprocess_bytes(data, path, config)
+    except ImageDecodeError as err:
+        return _Loaded(None, "", err.problem, time.perf_counter() - start)
+    except OSError as err:
+        return _Loaded(None, "", err.strerror or str(err), time.perf_counter() - start)
+    return _Loaded(image, digest, None, time.perf_counter() - start)
+
+
+def embed_paths(
+    engine: Engine,
+    paths: Sequence[str | os.PathLike[str]],
+    batch_size: int = 32,
+    workers: int | None = None,
+    prefetch: int = 2,
+    progress: bool | None = None,
+    description: str = "embedding",
+) -> EmbedResult:
+    """Embed every readable file; unreadable ones become :class:`Failure` entries."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    workers = workers or min(4, os.cpu_count() or 1)
+    config = engine.card.preprocess
+    start = time.perf_counter()
+    result = EmbedResult(np.empty((0, engine.card.embed_dim), np.float32), [], [])
+    chunks: list[np.ndarray] = []
+    bar = _progress(len(paths), description, progress)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        for positions, loaded in _batches(pool, paths, config, batch_size, prefetch):
+            good = []
+            for position, item in zip(positions, loaded, strict=True):
+                result.decode_seconds += item.seconds
+                if item.image is None:
+                    result.failures.append(Failure(str(paths[position]), item.problem or "?"))
+                else:
+                    good.append((position, item))
+            if good:
+                tick = time.perf_counter()
+                chunks.append(engine.embed(np.stack([item.image for _, item in good])))  # type: ignore[misc]
+                result.embed_seconds += time.perf_counter() - tick
+                result.done.extend(position for position, _ in good)
+                result.digests.extend(item.digest for _, item in good)
+            bar(len(positions))
+    bar(0, close=True)
+    if chunks:
+        result.vectors = np.concatenate(chunks)
+    result.wall_seconds = time.perf_counter() - start
+    return result
+
+
+def _batches(
+    pool: ThreadPoolExecutor,
+    paths: Sequence[str | os.PathLike[str]],
+    config: PreprocessConfig,
+    batch_size: int,
+    prefetch: int,
+) -> Iterator[tuple[list[int], list[_Loaded]]]:
+    """Batches in order, keeping at most ``prefetch + 1`` batches submitted ahead."""
+    pending: deque[tuple[list[int], list[Future[_Loaded]]]] = deque()
+    starts = iter(range(0, len(paths), batch_size))
+
+    def submit_next() -> bool:
+        begin = next(starts, None)
+        if begin is None:
+            return False
+        positions = list(range(begin, min(begin + batch_size, len(paths))))
+        pending.append((positions, [pool.submit(load_image, paths[p], config) for p in positions]))
+        return True
+
+    for _ in range(prefetch + 1):
+        if not submit_next():
+            break
+    while pending:
+        positions, futures = pending.popleft()
+        submit_next()
+        yield positions, [future.result() for future in futures]
+
+
+def _progress(total: int, description: str, enabled: bool | None) -> Callable[..., None]:
+    """tqdm on stderr for long runs on a terminal; silent otherwise."""
+    show = sys.stderr.isatty() and total > 64 if enabled is None else enabled
+    if not show:
+        return lambda n, close=False: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=description, unit="img", file=sys.stderr, leave=False)
+
+    def update(n: int, close: bool = False) -> None:
+        bar.update(n)
+        if close:
+            bar.close()
+
+    return update
+
+
+def relative_to_root(paths: Sequence[Path], root: Path) -> list[str | None]:
+    """Gallery item paths: POSIX, relative to the gallery root (None when outside it)."""
+    resolved_root = root.resolve()
+    out: list[str | None] = []
+    for path in paths:
+        try:
+            out.append(path.resolve().relative_to(resolved_root).as_posix())
+        except ValueError:
+            out.append(None)
+    return out

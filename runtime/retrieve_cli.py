@@ -1,0 +1,205 @@
+"""`retrieve` (also `sketchsearch retrieve`): query a gallery with images, torch-free.
+
+Exit codes: 0 every query answered; 1 some query failed (unreadable image; the others are
+still answered); 2 usage or configuration: a missing file, a model/gallery mismatch, an
+unavailable backend.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sketchsearch.data.errors import ExitCode, SketchsearchError
+
+JSON_SCHEMA = "sketchsearch.retrieve/1"
+_PATH = click.Path(path_type=Path)
+
+
+class RetrieveSetupError(SketchsearchError):
+    """Anything that stops retrieve before the first query: always exit code 2."""
+
+    exit_code = ExitCode.USAGE
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--engine", type=_PATH, required=True, help="Model: .onnx or .plan/.engine.")
+@click.option(
+    "--index",
+    type=_PATH,
+    help="Gallery folder (default: $SKETCHSEARCH_GALLERY, else the model's default gallery).",
+)
+@click.option("--query", "queries", type=_PATH, multiple=True, help="Query image (repeatable).")
+@click.option("--queries", "query_dir", type=_PATH, help="Folder of query images.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per query (stable).")
+@click.option("--grid", type=_PATH, help="Write a PNG contact sheet of queries and results.")
+@click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt (default: best).")
+@click.option("--threads", type=int, help="Inference threads.")
+@click.option("--ef", type=int, help="HNSW search breadth (default: the gallery's).")
+@click.option(
+    "--min-score",
+    type=float,
+    help="Below it a result is 'no confident match' (default: the gallery's recorded one).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def retrieve(
+    engine: Path,
+    index: Path | None,
+    queries: tuple[Path, ...],
+    query_dir: Path | None,
+    k: int,
+    as_json: bool,
+    grid: Path | None,
+    provider: str | None,
+    threads: int | None,
+    ef: int | None,
+    min_score: float | None,
+    debug: bool,
+) -> int:
+    """Find the gallery images that match each query image.
+
+    \b
+    Examples:
+      retrieve --engine model.onnx --query sketch.png
+      retrieve --engine model.onnx --index gallery/ --queries sketches/ -k 5 --json
+      retrieve --engine model.plan --query sketch.png --grid results.png
+
+    \b
+    Exit codes: 0 ok; 1 a query failed (the others are answered); 2 usage or
+    configuration error (missing file, model/gallery mismatch, backend unavailable).
+    """
+    start = time.perf_counter()
+    try:
+        retriever, paths, gallery_dir = _set_up(
+            engine, index, queries, query_dir, provider, threads, min_score
+        )
+    except SketchsearchError as err:
+        if debug:
+            raise
+        raise RetrieveSetupError(str(err)) from None
+    with retriever.gallery:
+        answers = retriever.search_files(paths, k=k, ef=ef)
+    if as_json:
+        for answer in answers:
+            click.echo(json.dumps(_json_answer(answer, retriever, gallery_dir, k)))
+    else:
+        click.echo(_table(answers, retriever))
+    if grid is not None:
+        from sketchsearch.runtime.grid import render_grid
+
+        render_grid(answers, grid)
+        click.echo(f"grid: {grid}", err=as_json)
+    failed = [answer for answer in answers if answer.error]
+    for answer in failed:
+        click.echo(f"error: {answer.query}: {answer.error}", err=True)
+    if not as_json:
+        click.echo(f"{len(answers)} queries in {time.perf_counter() - start:.2f} s", err=True)
+    return int(ExitCode.FAILURE) if failed else int(ExitCode.OK)
+
+
+def _set_up(
+    engine: Path,
+    index: Path | None,
+    queries: tuple[Path, ...],
+    query_dir: Path | None,
+    provider: str | None,
+    threads: int | None,
+    min_score: float | None,
+) -> tuple[Any, list[Path], Path]:
+    from sketchsearch.data.errors import UsageError
+    from sketchsearch.gallery.gallery import Gallery
+    from sketchsearch.runtime.engines import open_engine
+    from sketchsearch.runtime.retriever import Retriever, default_gallery, model_ref
+
+    paths = list(queries)
+    if query_dir is not None:
+        from sketchsearch.runtime.gallery_build import folder_sources
+
+        paths.extend(source.file for source in folder_sources(query_dir))
+    if not paths:
+        raise UsageError("no query: pass --query IMAGE (repeatable) or --queries DIR")
+    model = open_engine(engine, provider=provider, threads=threads)
+    gallery_dir = index or default_gallery(engine, model.card)
+    if gallery_dir is None:
+        raise UsageError(
+            f"no gallery for {engine}: pass --index GALLERY, set $SKETCHSEARCH_GALLERY, or "
+            f"build one: sketchsearch gallery build --engine {engine} --images PHOTOS "
+            "--out GALLERY"
+        )
+    gallery = Gallery.open(gallery_dir, expected_model=model_ref(model.card))
+    try:
+        return Retriever(model, gallery, min_score), paths, gallery_dir
+    except BaseException:
+        gallery.close()
+        raise
+
+
+def _json_answer(answer: Any, retriever: Any, gallery_dir: Path, k: int) -> dict[str, Any]:
+    from sketchsearch.runtime.retriever import answer_dict
+
+    engine = retriever.engine
+    data = answer_dict(answer)
+    return {
+        "schema": JSON_SCHEMA,
+        "query": data["query"],
+        "error": data["error"],
+        "k": k,
+        "engine": {
+            "path": str(engine.path),
+            "backend": engine.backend,
+            "device": engine.device,
+            "precision": engine.card.precision,
+            "family": engine.card.family,
+        },
+        "gallery": {"path": str(gallery_dir), "items": retriever.gallery.manifest.live},
+        "threshold": {
+            "value": retriever.threshold.value,
+            "source": retriever.threshold.source,
+        },
+        "confident": answer.confident if not answer.error else None,
+        "timings_ms": {
+            "decode": round(data["decode_ms"], 3),
+            "embed": round(data["embed_ms"], 3),
+            "search": round(data["search_ms"], 3),
+        },
+        "results": data["results"],
+    }
+
+
+def _table(answers: list[Any], retriever: Any) -> str:
+    threshold = retriever.threshold
+    lines = []
+    for answer in answers:
+        if answer.error:
+            lines.append(f"{answer.query}: FAILED ({answer.error})")
+            continue
+        lines.append(
+            f"{answer.query}  (decode {answer.decode_ms:.1f} ms, embed {answer.embed_ms:.1f} ms, "
+            f"search {answer.search_ms:.2f} ms)"
+        )
+        lines.append(f"  {'rank':>4}  {'score':>6}  {'label':<16} path")
+        for match in answer.matches:
+            mark = "" if match.confident else "  (below threshold)"
+            lines.append(
+                f"  {match.rank:>4}  {match.score:>6.3f}  {(match.label or '-'):<16} "
+                f"{match.path}{mark}"
+            )
+        if threshold.value is not None and not answer.confident:
+            best = answer.matches[0].score if answer.matches else float("nan")
+            lines.append(
+                f"  no confident match: best score {best:.3f} < {threshold.value:.3f} "
+                f"({threshold.source})"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from sketchsearch.runtime.cli import run
+
+    sys.exit(run(retrieve))

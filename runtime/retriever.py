@@ -1,0 +1,175 @@
+"""The retriever: an engine and a gallery of the same model family, answering image queries.
+
+A score below the threshold marks a result "no confident match". The threshold is the one
+given explicitly, else the one `sketchsearch analyze roc --write-threshold` recorded in the
+gallery, else none; every answer says which applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sketchsearch.data.errors import UsageError
+from sketchsearch.gallery.gallery import Gallery
+from sketchsearch.gallery.manifest import ModelRef
+from sketchsearch.runtime.engine import Engine
+from sketchsearch.runtime.model_card import ModelCard
+from sketchsearch.runtime.pipeline import load_image
+
+GALLERY_ENV = "SKETCHSEARCH_GALLERY"
+DEFAULTS_FILE = "sketchsearch-galleries.json"  # beside the model files: family → gallery
+
+
+def model_ref(card: ModelCard) -> ModelRef:
+    """How a gallery records (and checks) the model that made its vectors."""
+    return ModelRef(
+        family=card.family,
+        name=card.backbone,
+        dim=card.embed_dim,
+        precision=card.precision,
+        summary=card.summary(),
+    )
+
+
+@dataclass(frozen=True)
+class Match:
+    rank: int
+    id: int
+    path: str
+    file: str | None  # the absolute file, when the gallery knows its root
+    label: str | None
+    score: float
+    confident: bool
+
+
+@dataclass
+class Answer:
+    query: str
+    matches: list[Match] = field(default_factory=list)
+    decode_ms: float = 0.0
+    embed_ms: float = 0.0
+    search_ms: float = 0.0
+    error: str | None = None
+
+    @property
+    def confident(self) -> bool:
+        return any(match.confident for match in self.matches)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float | None
+    source: str  # "--min-score", "gallery" or "none"
+
+
+class Retriever:
+    def __init__(self, engine: Engine, gallery: Gallery, min_score: float | None = None) -> None:
+        if not engine.card.embeds("query"):
+            raise UsageError(
+                f"{engine.path}: this file holds the gallery encoder of a model with separate "
+                "encoders; query with its .query.onnx"
+            )
+        self.engine = engine
+        self.gallery = gallery
+        if min_score is not None:
+            self.threshold = Threshold(float(min_score), "--min-score")
+        elif gallery.manifest.threshold is not None:
+            self.threshold = Threshold(float(gallery.manifest.threshold.value), "gallery")
+        else:
+            self.threshold = Threshold(None, "none")
+        root = gallery.manifest.root
+        self._root = Path(root) if root else None
+
+    def search_files(
+        self, paths: Sequence[str | os.PathLike[str]], k: int = 10, ef: int | None = None
+    ) -> list[Answer]:
+        """One answer per query file, in order; an unreadable file gets an error instead."""
+        answers = []
+        images, positions = [], []
+        for position, path in enumerate(paths):
+            loaded = load_image(path, self.engine.card.preprocess)
+            answer = Answer(str(path), decode_ms=loaded.seconds * 1000)
+            if loaded.image is None:
+                answer.error = loaded.problem
+            else:
+                images.append(loaded.image)
+                positions.append(position)
+            answers.append(answer)
+        if images:
+            self._fill([answers[p] for p in positions], np.stack(images), k, ef)
+        return answers
+
+    def search_arrays(self, images: np.ndarray, k: int = 10, ef: int | None = None) -> list[Answer]:
+        answers = [Answer(f"<array {i}>") for i in range(len(images))]
+        self._fill(answers, images, k, ef)
+        return answers
+
+    def _fill(self, answers: list[Answer], images: np.ndarray, k: int, ef: int | None) -> None:
+        tick = time.perf_counter()
+        vectors = self.engine.embed(images)
+        embedded = time.perf_counter()
+        results = self.gallery.search(vectors, k, ef=ef)
+        searched = time.perf_counter()
+        share = 1000.0 / len(answers)  # batch timings, split evenly per query
+        threshold = self.threshold.value
+        for answer, result in zip(answers, results, strict=True):
+            answer.embed_ms = (embedded - tick) * share
+            answer.search_ms = (searched - embedded) * share
+            answer.matches = [
+                Match(
+                    rank=rank,
+                    id=int(item.id),
+                    path=item.path,
+                    file=str(self._root / item.path) if self._root else None,
+                    label=item.label,
+                    score=float(score),
+                    confident=threshold is None or float(score) >= threshold,
+                )
+                for rank, (item, score) in enumerate(
+                    zip(result.items, result.scores, strict=True), start=1
+                )
+            ]
+
+
+def record_default_gallery(model: Path, card: ModelCard, gallery: Path) -> Path:
+    """Note ``gallery`` as the default for every model file of this family in ``model``'s
+    folder (all precisions and the TensorRT engine share the family)."""
+    record = model.resolve().parent / DEFAULTS_FILE
+    known = _read_defaults(record)
+    known[card.family] = str(gallery.resolve())
+    temporary = record.with_name(record.name + ".tmp")
+    temporary.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+    temporary.replace(record)
+    return record
+
+
+def default_gallery(model: Path, card: ModelCard) -> Path | None:
+    """``$SKETCHSEARCH_GALLERY``, else the gallery recorded beside the model for its family."""
+    from_env = os.environ.get(GALLERY_ENV)
+    if from_env:
+        return Path(from_env)
+    recorded = _read_defaults(model.resolve().parent / DEFAULTS_FILE).get(card.family)
+    return Path(recorded) if recorded else None
+
+
+def _read_defaults(record: Path) -> dict[str, str]:
+    try:
+        raw = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
+def answer_dict(answer: Answer) -> dict[str, Any]:
+    data = asdict(answer)
+    data.pop("matches")
+    data["results"] = [asdict(match) for match in answer.matches]
+    return data
