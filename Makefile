@@ -28,7 +28,9 @@ venv-gpu: $(STAMP)
 	$(PY) -m pip install --force-reinstall --no-deps "onnxruntime-gpu>=1.17"
 
 # The main job on the embedded default: synthetic data, a leak-free split, a trained model and its
-# test metrics beside the same architecture untrained.
+# test metrics beside the same architecture untrained; then the serving path: export to ONNX
+# (verified against the checkpoint), a gallery of the test photos, evaluation, and retrieve for
+# one test sketch per category with a result grid.
 demo: $(STAMP)
 	$(BIN)/sketchsearch data synth --out $(DEMO_DIR)/data --overwrite --categories 24 \
 		--photos-per-category 30 --sketches-per-photo 2 --size 96 \
@@ -37,6 +39,23 @@ demo: $(STAMP)
 		--policy soft --seed 0
 	$(BIN)/sketchsearch train --config configs/demo.yaml --data $(DEMO_DIR)/data \
 		--split $(DEMO_DIR)/split.json --out $(DEMO_DIR)/run
+	$(BIN)/sketchsearch export onnx --checkpoint $(DEMO_DIR)/run/best.ckpt \
+		--output $(DEMO_DIR)/model.onnx
+	rm -rf $(DEMO_DIR)/gallery
+	$(BIN)/sketchsearch gallery build --engine $(DEMO_DIR)/model.onnx \
+		--split $(DEMO_DIR)/split.json:test --data $(DEMO_DIR)/data --domain photo \
+		--out $(DEMO_DIR)/gallery
+	$(BIN)/sketchsearch evaluate --engine $(DEMO_DIR)/model.onnx --index $(DEMO_DIR)/gallery \
+		--split $(DEMO_DIR)/split.json:test --data $(DEMO_DIR)/data \
+		--json $(DEMO_DIR)/evaluation.json
+	$(BIN)/sketchsearch data list $(DEMO_DIR)/split.json:test --data $(DEMO_DIR)/data \
+		--domain sketch --per-category 1 --limit 6 \
+		| $(BIN)/retrieve --engine $(DEMO_DIR)/model.onnx --queries-from - -k 5 \
+			--grid $(DEMO_DIR)/retrieve_grid.png | tee $(DEMO_DIR)/retrieve.txt
+	@echo
+	@echo "demo outputs in $(DEMO_DIR)/: run/ (checkpoints, metrics), model.onnx (+ .verify.json),"
+	@echo "  gallery/, evaluation.json, retrieve.txt and retrieve_grid.png"
+	@echo "try: $(BIN)/retrieve --engine $(DEMO_DIR)/model.onnx --query <image>"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -45,10 +64,19 @@ lint: $(STAMP)
 # mypy cannot follow the editable install's import hook, so it reads the torch-free layers
 # through a symlinked `sketchsearch/` namespace under build/.
 TYPECHECKED := data gallery runtime
+# The TensorRT modules are checked against tensorrt-stubs, which tools/tensorrt_stubs.py fetches
+# from PyPI into build/stubs once (TensorRT itself needs NVIDIA's index). Exit code 75 from it
+# means PyPI is out of reach: those modules are then reported as not checked.
+TENSORRT_MODULES := export.tensorrt_build export.tensorrt_cli runtime.tensorrt_engine
 typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/sketchsearch
-	for d in $(TYPECHECKED); do ln -s ../../../$$d build/typecheck/sketchsearch/$$d; done
+	for d in $(TYPECHECKED) export; do ln -s ../../../$$d build/typecheck/sketchsearch/$$d; done
 	MYPYPATH=build/typecheck $(BIN)/mypy $(addprefix -p sketchsearch.,$(TYPECHECKED))
+	if $(PY) tools/tensorrt_stubs.py --dest build/stubs; then \
+		MYPYPATH=build/typecheck:build/stubs $(BIN)/mypy --config-file mypy-tensorrt.ini \
+			$(addprefix -m sketchsearch.,$(TENSORRT_MODULES)); \
+	else status=$$?; test $$status -eq 75 && \
+		echo "typecheck: no tensorrt-stubs (PyPI out of reach): TensorRT modules NOT checked"; fi
 
 # pytest exits 5 when it collects no test; that is a failure here, like any non-zero code.
 pytest: $(STAMP)

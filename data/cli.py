@@ -281,3 +281,38 @@ def _write_sheet(root: Path, out: Path, categories: int, photos_per_category: in
         root, out, categories=categories, photos_per_category=photos_per_category
     )
     click.echo(f"wrote contact sheet {path}")
+
+
+@data.command(name="list")
+@click.argument("split_spec", metavar="SPLIT[:PART]")
+@click.option("--data", "data_root", type=ROOT, required=True, help="Data root of the split.")
+@click.option("--domain", help="Only this domain (e.g. sketch).")
+@click.option("--per-category", type=int, help="At most N images of each category.")
+@click.option("--limit", type=int, help="At most N images in all.")
+def list_items(
+    split_spec: str,
+    data_root: Path,
+    domain: str | None,
+    per_category: int | None,
+    limit: int | None,
+) -> None:
+    """Print the image files of a split's part, one per line (for `retrieve --queries-from -`).
+
+    \b
+    Example:
+      sketchsearch data list split.json:test --data DATA --domain sketch --per-category 1 \\
+          | retrieve --engine model.onnx --queries-from -
+    """
+    from sketchsearch.data.split_spec import parse_split_spec
+
+    part = parse_split_spec(split_spec, data_root)
+    seen: dict[str, int] = {}
+    shown = 0
+    for item in part.items(domain):
+        if per_category is not None and seen.get(item.category, 0) >= per_category:
+            continue
+        if limit is not None and shown >= limit:
+            break
+        seen[item.category] = seen.get(item.category, 0) + 1
+        shown += 1
+        click.echo(str(part.path(item)))

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -36,6 +36,12 @@ class RetrieveSetupError(SketchsearchError):
 )
 @click.option("--query", "queries", type=_PATH, multiple=True, help="Query image (repeatable).")
 @click.option("--queries", "query_dir", type=_PATH, help="Folder of query images.")
+@click.option(
+    "--queries-from",
+    "query_list",
+    type=click.File("r"),
+    help="File listing query images, one per line ('-': standard input).",
+)
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query (stable).")
 @click.option("--grid", type=_PATH, help="Write a PNG contact sheet of queries and results.")
@@ -53,6 +59,7 @@ def retrieve(
     index: Path | None,
     queries: tuple[Path, ...],
     query_dir: Path | None,
+    query_list: TextIO | None,
     k: int,
     as_json: bool,
     grid: Path | None,
@@ -69,6 +76,8 @@ def retrieve(
       retrieve --engine model.onnx --query sketch.png
       retrieve --engine model.onnx --index gallery/ --queries sketches/ -k 5 --json
       retrieve --engine model.plan --query sketch.png --grid results.png
+      sketchsearch data list split.json:test --data DATA --domain sketch \\
+          | retrieve --engine model.onnx --queries-from -
 
     \b
     Exit codes: 0 ok; 1 a query failed (the others are answered); 2 usage or
@@ -77,7 +86,7 @@ def retrieve(
     start = time.perf_counter()
     try:
         retriever, paths, gallery_dir = _set_up(
-            engine, index, queries, query_dir, provider, threads, min_score
+            engine, index, queries, query_dir, query_list, provider, threads, min_score
         )
     except SketchsearchError as err:
         if debug:
@@ -108,6 +117,7 @@ def _set_up(
     index: Path | None,
     queries: tuple[Path, ...],
     query_dir: Path | None,
+    query_list: TextIO | None,
     provider: str | None,
     threads: int | None,
     min_score: float | None,
@@ -122,8 +132,12 @@ def _set_up(
         from sketchsearch.runtime.gallery_build import folder_sources
 
         paths.extend(source.file for source in folder_sources(query_dir))
+    if query_list is not None:
+        paths.extend(Path(line.strip()) for line in query_list if line.strip())
     if not paths:
-        raise UsageError("no query: pass --query IMAGE (repeatable) or --queries DIR")
+        raise UsageError(
+            "no query: pass --query IMAGE (repeatable), --queries DIR or --queries-from FILE"
+        )
     model = open_engine(engine, provider=provider, threads=threads)
     gallery_dir = index or default_gallery(engine, model.card)
     if gallery_dir is None:

@@ -1,0 +1,126 @@
+"""Embedding pipelines, provider choice and evaluation, on a hand-made engine with known output.
+
+The colour engine embeds an image as its unit-length mean RGB colour, so every score and every
+metric below can be worked out by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sketchsearch.data.layouts import scan
+from sketchsearch.data.split_file import build_split_file, save_split
+from sketchsearch.data.split_spec import parse_split_spec
+from sketchsearch.data.splits import SplitConfig, make_split
+from sketchsearch.gallery.gallery import Gallery
+from sketchsearch.runtime.engine import BackendUnavailableError, check_batch
+from sketchsearch.runtime.evaluate import evaluate
+from sketchsearch.runtime.gallery_build import build_gallery, split_sources
+from sketchsearch.runtime.model_card import ModelCard
+from sketchsearch.runtime.onnx_engine import choose_providers
+from sketchsearch.runtime.pipeline import embed_paths
+from sketchsearch.runtime.preprocess import PreprocessConfig
+
+
+class ColourEngine:
+    backend = "colour"
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self.path = Path("colour.engine")
+        self.card = ModelCard(
+            backbone="mean-colour",
+            embed_dim=3,
+            preprocess=PreprocessConfig(input_size=8, crop_pct=1.0, interpolation="bilinear"),
+            class_names=("red", "green", "blue"),
+            family="c" * 64,
+            checkpoint_sha256="c" * 64,
+        )
+        self.batches: list[int] = []
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        check_batch(images, self.card, self.path)
+        self.batches.append(len(images))
+        mean = images.reshape(len(images), -1, 3).mean(axis=1).astype(np.float32)
+        return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-6)
+
+    def warmup(self, iterations: int = 2) -> None:
+        pass
+
+
+def solid(path: Path, rgb: tuple[int, int, int]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((8, 8, 3), rgb[::-1], np.uint8))
+    return path
+
+
+def test_embed_paths_keeps_order_reports_failures_and_batches(tmp_path) -> None:
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (10, 20, 30), (5, 5, 5), (9, 0, 9)]
+    paths = [solid(tmp_path / f"{i}.png", c) for i, c in enumerate(colours)]
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    paths.insert(2, tmp_path / "bad.png")
+    paths.append(tmp_path / "missing.png")
+    engine = ColourEngine()
+    result = embed_paths(engine, paths, batch_size=3, workers=2, progress=False)
+    assert result.done == [0, 1, 3, 4, 5, 6]
+    assert [Path(f.path).name for f in result.failures] == ["bad.png", "missing.png"]
+    assert "file not found" in result.failures[1].problem
+    expected = np.array(colours, np.float32)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(result.vectors, expected, atol=1e-6)
+    assert engine.batches == [2, 3, 1]  # batches of 3 files; bad files leave gaps
+    assert len(result.digests) == 6 and len(set(result.digests)) == 6
+
+
+def test_provider_choice_prefers_gpus_and_refuses_a_missing_one() -> None:
+    everything = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers(None, everything) == everything
+    assert choose_providers(None, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert choose_providers("cuda", everything) == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    assert choose_providers("cpu", everything) == ["CPUExecutionProvider"]
+    with pytest.raises(BackendUnavailableError, match="not available") as caught:
+        choose_providers("tensorrt", ["CPUExecutionProvider"])
+    assert caught.value.exit_code == 2
+
+
+@pytest.fixture
+def colour_split(tmp_path) -> tuple[Path, Path]:
+    root = tmp_path / "data"
+    solid(root / "sketch" / "red" / "q.png", (255, 0, 0))
+    solid(root / "sketch" / "green" / "q.png", (0, 255, 0))
+    solid(root / "photo" / "red" / "r1.png", (255, 0, 0))  # red query: 1.0
+    solid(root / "photo" / "green" / "g1.png", (200, 150, 0))  # red 0.8, green 0.6
+    solid(root / "photo" / "red" / "r2.png", (150, 200, 0))  # red 0.6, green 0.8
+    solid(root / "photo" / "blue" / "b1.png", (0, 0, 255))  # 0 for both
+    collection = scan(root, "generic", domains=("sketch", "photo"))
+    config = SplitConfig(fractions=(1.0, 0.0, 0.0), small_categories="train")
+    split = build_split_file(collection, config, make_split(collection, config))
+    return root, save_split(split, tmp_path / "split.json")
+
+
+def test_evaluate_on_a_case_worked_out_by_hand(colour_split, tmp_path) -> None:
+    root, split = colour_split
+    part = parse_split_spec(f"{split}:train", root)
+    engine = ColourEngine()
+    report = build_gallery(engine, tmp_path / "g", root, split_sources(part, "photo"))
+    assert report.indexed == 4
+    with Gallery.open(tmp_path / "g") as gallery:
+        result = evaluate(engine, gallery, part)
+    # red query: r1 (rel), g1, r2 (rel), b1 → AP (1/1 + 2/3) / 2 = 5/6
+    # green query: r2, g1 (rel), … → AP 1/2
+    for metrics in (result.hnsw, result.exact):
+        assert metrics is not None
+        assert metrics["mAP@all"] == pytest.approx((5 / 6 + 1 / 2) / 2)
+        assert metrics["P@1"] == pytest.approx(0.5)
+        assert metrics["recall@1"] == pytest.approx(0.5)
+        assert metrics["recall@5"] == pytest.approx(1.0)
+        assert metrics["P@100"] == pytest.approx((2 / 4 + 1 / 4) / 2)  # k > gallery: / size
+    assert result.hnsw_recall_at_10 == pytest.approx(1.0)
+    assert (result.queries, result.gallery_items, result.direction) == (2, 4, "sketch2photo")

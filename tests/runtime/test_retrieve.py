@@ -1,0 +1,320 @@
+"""The serving path end to end: an exported tiny model, a gallery built from images, retrieve."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from blockers import BLOCK_TORCH
+
+from sketchsearch.data.split_spec import parse_split_spec
+from sketchsearch.export.pipeline import ExportOptions, export_onnx
+from sketchsearch.gallery.gallery import Gallery
+from sketchsearch.gallery.manifest import MatchThreshold, ModelRef
+from sketchsearch.runtime.cli import cli, run
+from sketchsearch.runtime.engines import open_engine
+from sketchsearch.runtime.retrieve_cli import JSON_SCHEMA, retrieve
+
+RESULT_KEYS = {"rank", "id", "path", "file", "label", "score", "confident"}
+ANSWER_KEYS = {
+    "schema",
+    "query",
+    "error",
+    "k",
+    "engine",
+    "gallery",
+    "threshold",
+    "confident",
+    "timings_ms",
+    "results",
+}
+
+
+@pytest.fixture(scope="module")
+def served(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """model.onnx, its default gallery of the split's test photos, and a few test sketches."""
+    folder = tmp_path_factory.mktemp("served")
+    (result,) = export_onnx(
+        ExportOptions(checkpoint=tiny_run / "best.ckpt", output=folder / "model.onnx")
+    )
+    data, split = tiny_run.parent / "data", tiny_run.parent / "split.json"
+    code = run(
+        cli,
+        [
+            "gallery",
+            "build",
+            "--engine",
+            str(result.path),
+            "--split",
+            f"{split}:test",
+            "--data",
+            str(data),
+            "--out",
+            str(folder / "gallery"),
+            "--quiet",
+        ],
+    )
+    assert code == 0
+    part = parse_split_spec(f"{split}:test", data)
+    sketches = [part.path(item) for item in part.items("sketch")]
+    return {
+        "model": result.path,
+        "gallery": folder / "gallery",
+        "data": data,
+        "split": split,
+        "q1": sketches[0],
+        "q2": sketches[-1],
+        "folder": folder,
+    }
+
+
+def retrieve_json(capsys, *args: str) -> tuple[int, list[dict]]:
+    code = run(retrieve, [*args, "--json"])
+    out = capsys.readouterr().out
+    return code, [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_json_output_schema_and_ranking(served, capsys) -> None:
+    code, answers = retrieve_json(
+        capsys,
+        "--engine",
+        str(served["model"]),
+        "--index",
+        str(served["gallery"]),
+        "--query",
+        str(served["q1"]),
+        "--query",
+        str(served["q2"]),
+        "-k",
+        "4",
+    )
+    assert code == 0 and len(answers) == 2
+    for answer in answers:
+        assert set(answer) == ANSWER_KEYS and answer["schema"] == JSON_SCHEMA
+        assert set(answer["engine"]) == {"path", "backend", "device", "precision", "family"}
+        assert set(answer["timings_ms"]) == {"decode", "embed", "search"}
+        assert answer["threshold"] == {"value": None, "source": "none"}
+        assert [r["rank"] for r in answer["results"]] == [1, 2, 3, 4]
+        assert all(set(r) == RESULT_KEYS for r in answer["results"])
+        scores = [r["score"] for r in answer["results"]]
+        assert scores == sorted(scores, reverse=True)
+        assert all(Path(r["file"]).is_file() for r in answer["results"])
+
+
+def test_table_and_grid_outputs(served, capsys, tmp_path) -> None:
+    grid = tmp_path / "grid.png"
+    code = run(
+        retrieve,
+        [
+            "--engine",
+            str(served["model"]),
+            "--index",
+            str(served["gallery"]),
+            "--query",
+            str(served["q1"]),
+            "-k",
+            "3",
+            "--grid",
+            str(grid),
+        ],
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "rank" in out and str(served["q1"]) in out
+    image = cv2.imread(str(grid))
+    assert image is not None and image.shape[0] > 100 and image.shape[1] > 4 * 100
+
+
+def test_retrieve_as_written_without_index_uses_the_recorded_default(
+    served, capsys, monkeypatch
+) -> None:
+    monkeypatch.delenv("SKETCHSEARCH_GALLERY", raising=False)
+    code, answers = retrieve_json(
+        capsys, "--engine", str(served["model"]), "--query", str(served["q1"])
+    )
+    assert code == 0 and answers[0]["gallery"]["path"] == str(served["gallery"].resolve())
+    elsewhere = served["folder"] / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    alone = elsewhere / "model.onnx"
+    shutil.copy(served["model"], alone)
+    code = run(retrieve, ["--engine", str(alone), "--query", str(served["q1"])])
+    err = capsys.readouterr().err
+    assert code == 2 and "sketchsearch gallery build --engine" in err
+    monkeypatch.setenv("SKETCHSEARCH_GALLERY", str(served["gallery"]))
+    code, answers = retrieve_json(capsys, "--engine", str(alone), "--query", str(served["q1"]))
+    assert code == 0 and answers[0]["gallery"]["path"] == str(served["gallery"])
+
+
+def test_a_bad_query_fails_alone_with_exit_code_1(served, capsys, tmp_path) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(served["q1"].read_bytes()[:40])
+    code, answers = retrieve_json(
+        capsys,
+        "--engine",
+        str(served["model"]),
+        "--index",
+        str(served["gallery"]),
+        "--query",
+        str(broken),
+        "--query",
+        str(served["q1"]),
+    )
+    assert code == 1
+    assert answers[0]["error"] and answers[0]["results"] == []
+    assert answers[1]["error"] is None and answers[1]["results"]
+
+
+def test_configuration_errors_exit_2_in_one_line(served, capsys, tmp_path) -> None:
+    other = Gallery.create(
+        tmp_path / "other", 16, model=ModelRef(family="f" * 64, name="resnet10t", dim=16)
+    )
+    other.close()
+    cases = [
+        (["--engine", str(tmp_path / "none.onnx")], "model file not found"),
+        (["--engine", str(served["model"]), "--index", str(tmp_path / "nothing")], "not a gallery"),
+        (["--engine", str(served["model"]), "--index", str(tmp_path / "other")], "rebuild"),
+        (["--engine", str(served["split"])], "unknown model type"),
+    ]
+    for args, message in cases:
+        code = run(retrieve, [*args, "--query", str(served["q1"])])
+        err = capsys.readouterr().err
+        assert code == 2, (args, err)
+        assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_thresholds_mark_unconfident_results(served, capsys) -> None:
+    base = [
+        "--engine",
+        str(served["model"]),
+        "--index",
+        str(served["gallery"]),
+        "--query",
+        str(served["q1"]),
+        "-k",
+        "3",
+    ]
+    code, answers = retrieve_json(capsys, *base, "--min-score", "1.01")
+    assert code == 0 and answers[0]["threshold"] == {"value": 1.01, "source": "--min-score"}
+    assert answers[0]["confident"] is False
+    assert not any(r["confident"] for r in answers[0]["results"])
+    with Gallery.open(served["gallery"], mode="rw") as gallery:
+        gallery.set_threshold(
+            MatchThreshold(
+                value=-1.0,
+                target_fpr=0.01,
+                tpr=0.9,
+                auc=0.95,
+                source="test",
+                created_at="2026-11-29T00:00:00+00:00",
+            )
+        )
+    try:
+        code, answers = retrieve_json(capsys, *base)
+        assert answers[0]["threshold"] == {"value": -1.0, "source": "gallery"}
+        assert all(r["confident"] for r in answers[0]["results"])
+    finally:
+        with Gallery.open(served["gallery"], mode="rw") as gallery:
+            gallery.set_threshold(None)
+
+
+def test_retrieve_runs_where_torch_cannot_be_imported(served) -> None:
+    args = ["--engine", str(served["model"]), "--index", str(served["gallery"])]
+    args += ["--query", str(served["q1"]), "--json"]
+    code = (
+        BLOCK_TORCH
+        + "from sketchsearch.runtime.cli import run\n"
+        + "from sketchsearch.runtime.retrieve_cli import retrieve\n"
+        + f"code = run(retrieve, {args!r})\n"
+        + "assert 'torch' not in sys.modules and 'timm' not in sys.modules\n"
+        + "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"]
+
+
+def test_gallery_build_reports_corrupt_files_and_indexes_the_rest(served, capsys, tmp_path) -> None:
+    photos = tmp_path / "photos"
+    good = sorted((served["data"] / "photo").rglob("*.jpg"))[:6]
+    for index, path in enumerate(good):
+        (photos / f"cat{index % 2}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, photos / f"cat{index % 2}" / path.name)
+    (photos / "cat0" / "truncated.jpg").write_bytes(good[0].read_bytes()[:100])
+    (photos / "cat0" / "empty.png").write_bytes(b"")
+    (photos / "cat1" / "notes.jpg").write_text("not an image")
+    code = run(
+        cli,
+        [
+            "gallery",
+            "build",
+            "--engine",
+            str(served["model"]),
+            "--images",
+            str(photos),
+            "--out",
+            str(tmp_path / "g"),
+            "--no-default",
+            "--batch-size",
+            "4",
+        ],
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "indexed 6" in out and "failed 3" in out
+    for name in ("truncated.jpg", "empty.png", "notes.jpg"):
+        assert name in out
+    with Gallery.open(tmp_path / "g") as gallery:
+        assert gallery.info().live == 6
+        labels = {row.label for row in gallery.export_vectors().items}
+    assert labels == {"cat0", "cat1"}
+
+    # add is incremental: nothing new is embedded; a changed file replaces its entry
+    add = ["gallery", "add", "--engine", str(served["model"]), str(tmp_path / "g"), str(photos)]
+    assert run(cli, add) == 1  # the three bad files are still bad
+    out = capsys.readouterr().out
+    assert "added 0" in out and "0 images embedded" in out
+    assert "skipped 6 already present" in out
+    changed = sorted((photos / "cat1").glob("*.jpg"))[0]
+    image = cv2.imread(str(changed))
+    cv2.imwrite(str(changed), 255 - image)
+    new = photos / "cat1" / "new.jpg"
+    cv2.imwrite(str(new), image)
+    assert (
+        run(
+            cli,
+            [
+                "gallery",
+                "add",
+                "--engine",
+                str(served["model"]),
+                str(tmp_path / "g"),
+                str(changed),
+                str(new),
+            ],
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "added 1, updated 1, skipped 0" in out and "2 images embedded" in out
+    with Gallery.open(tmp_path / "g") as gallery:
+        assert gallery.info().live == 7
+
+
+def test_torch_reference_and_onnxruntime_agree(served, tiny_run) -> None:
+    onnx_engine = open_engine(served["model"], threads=1)
+    torch_engine = open_engine(tiny_run / "best.ckpt", threads=1)
+    assert (onnx_engine.backend, torch_engine.backend) == ("onnxruntime", "torch")
+    assert onnx_engine.card.family == torch_engine.card.family
+    from sketchsearch.runtime.preprocess import preprocess_batch
+
+    images = preprocess_batch(
+        sorted((served["data"] / "sketch").rglob("*.png"))[:12], onnx_engine.card.preprocess
+    )
+    a, b = onnx_engine.embed(images), torch_engine.embed(images)
+    assert a.shape == b.shape == (12, 16)
+    np.testing.assert_array_less(0.9999, (a * b).sum(axis=1))
