@@ -34,10 +34,16 @@ def info(directory: Path, as_json: bool) -> None:
     from sketchsearch.gallery.gallery import Gallery
 
     with Gallery.open(directory) as opened:
-        facts = asdict(opened.info())
+        info = opened.info()
+    facts = asdict(info)
     if as_json:
         click.echo(json.dumps(facts, indent=1))
         return
+    facts["threshold"] = (
+        info.threshold.describe()
+        if info.threshold
+        else "none (`sketchsearch analyze roc --write-threshold` sets one)"
+    )
     width = max(len(key) for key in facts)
     for key, value in facts.items():
         click.echo(f"{key.ljust(width)}  {value}")

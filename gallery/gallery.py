@@ -1,9 +1,9 @@
 """A gallery: an hnswlib index, its item metadata and a manifest, kept consistent on disk.
 
-Changes (``add``, ``remove``, ``compact``) happen in memory and reach the disk at ``commit``,
-which is crash-safe (``commit.py``). One process writes at a time; any number read the last
-committed state. Inside a process, a lock keeps searches and changes from overlapping, because
-hnswlib is not safe for queries running during inserts.
+Changes (``add``, ``remove``, ``compact``, ``set_threshold``) happen in memory and reach the
+disk at ``commit``, which is crash-safe (``commit.py``). One process writes at a time; any
+number read the last committed state. Inside a process, a lock keeps searches and changes
+from overlapping, because hnswlib is not safe for queries running during inserts.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -34,6 +35,7 @@ from sketchsearch.gallery.commit import (
     write_generation,
 )
 from sketchsearch.gallery.errors import (
+    GalleryCorruptError,
     GalleryError,
     GalleryMismatchError,
     GalleryNotFoundError,
@@ -45,6 +47,7 @@ from sketchsearch.gallery.manifest import (
     GALLERY_FORMAT,
     GALLERY_FORMAT_VERSION,
     GalleryManifest,
+    MatchThreshold,
     ModelRef,
     now,
 )
@@ -292,6 +295,21 @@ class Gallery:
             self._dirty = True
         return gone
 
+    def set_threshold(self, threshold: MatchThreshold | None) -> None:
+        """Record the recommended match threshold (None clears it); the next commit saves it.
+
+        It lives in the manifest, so it is written by the same crash-safe commit as any other
+        change and a reader sees either the old threshold or the new one.
+        """
+        if threshold is not None:
+            try:  # the same checks as on reading, so that what is saved can be opened again
+                MatchThreshold.from_dict(asdict(threshold), "threshold")
+            except GalleryCorruptError as err:
+                raise GalleryError(str(err)) from None
+        with self._changing():
+            self.manifest = replace(self.manifest, threshold=threshold)
+            self._dirty = True
+
     # ------------------------------------------------------------------ reading
     def search(
         self,
@@ -347,7 +365,13 @@ class Gallery:
             updated_at=manifest.updated_at,
             file_bytes={n: (self.directory / n).stat().st_size for n in manifest.files},
             uncommitted_changes=self._dirty,
+            threshold=manifest.threshold,
         )
+
+    def digests(self, paths: Iterable[str]) -> dict[str, str]:
+        """The SHA-256 of each live item among ``paths``: lets callers skip re-embedding."""
+        with self._lock:
+            return {path: sha for path, (_, sha) in self._store.live_by_path(paths).items()}
 
     def export_vectors(self) -> ExportedVectors:
         with self._lock:

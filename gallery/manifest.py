@@ -8,6 +8,7 @@ for.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,57 @@ class ModelRef:
         return f"{self.name} ({self.precision}, family {self.family[:12]})"
 
 
+_NUMBERS = ("value", "target_fpr", "tpr", "auc")
+
+
+@dataclass(frozen=True)
+class MatchThreshold:
+    """The recommended "no confident match" score: results scoring below ``value`` are not
+    trusted (a pair with score >= value is a match).
+
+    Recorded with where it came from, because a threshold is only as good as the pairs it was
+    measured on: ``target_fpr`` is the false-positive rate it was chosen for, ``tpr`` the
+    true-positive rate it kept, ``auc`` the ROC's area, ``source`` the measurement.
+    """
+
+    value: float
+    target_fpr: float
+    tpr: float
+    auc: float
+    source: str
+    created_at: str
+
+    @classmethod
+    def from_dict(cls, raw: object, source: str) -> MatchThreshold:
+        if not isinstance(raw, dict):
+            raise GalleryCorruptError(f"{source}: threshold must be an object or absent")
+        _check_keys(raw, cls, f"{source}: threshold")
+        for name in _NUMBERS:
+            value = raw[name]
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not is_number or not math.isfinite(value):
+                raise GalleryCorruptError(f"{source}: threshold.{name} must be a finite number")
+            if name != "value" and not 0.0 <= value <= 1.0:
+                raise GalleryCorruptError(f"{source}: threshold.{name} {value} is not a rate")
+        for name in ("source", "created_at"):
+            if not isinstance(raw[name], str):
+                raise GalleryCorruptError(f"{source}: threshold.{name} must be a string")
+        return cls(
+            value=float(raw["value"]),
+            target_fpr=float(raw["target_fpr"]),
+            tpr=float(raw["tpr"]),
+            auc=float(raw["auc"]),
+            source=raw["source"],
+            created_at=raw["created_at"],
+        )
+
+    def describe(self) -> str:
+        return (
+            f"score >= {self.value:.4f} (FPR <= {self.target_fpr:g}, TPR {self.tpr:.3f}, "
+            f"AUC {self.auc:.4f}; {self.source}, {self.created_at})"
+        )
+
+
 @dataclass(frozen=True)
 class GalleryManifest:
     format: str
@@ -68,9 +120,15 @@ class GalleryManifest:
     created_at: str
     updated_at: str
     files: dict[str, int]  # file name -> size in bytes, checked on open
+    # Optional, and left out of the file while unset, so that galleries without a threshold
+    # stay readable by versions that predate it.
+    threshold: MatchThreshold | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, ensure_ascii=False) + "\n"
+        raw = asdict(self)
+        if self.threshold is None:
+            del raw["threshold"]
+        return json.dumps(raw, indent=1, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str, source: str) -> GalleryManifest:
@@ -92,7 +150,10 @@ class GalleryManifest:
             raise GalleryCorruptError(
                 f"{source}: model.dim {model.dim} differs from dim {raw['dim']}"
             )
-        return cls(**{**raw, "model": model})
+        threshold = raw.get("threshold")
+        if threshold is not None:
+            threshold = MatchThreshold.from_dict(threshold, source)
+        return cls(**{**raw, "model": model, "threshold": threshold})
 
     def committed(self, **changes: Any) -> GalleryManifest:
         """The manifest of the next generation."""

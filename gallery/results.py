@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sketchsearch.gallery.items import ItemRow
-from sketchsearch.gallery.manifest import GalleryManifest
+from sketchsearch.gallery.manifest import GalleryManifest, MatchThreshold
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class GalleryInfo:
     updated_at: str
     file_bytes: dict[str, int]
     uncommitted_changes: bool
+    threshold: MatchThreshold | None = None  # the recommended "no match" score, if measured
 
 
 @dataclass(frozen=True)
