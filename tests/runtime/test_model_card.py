@@ -56,7 +56,7 @@ def test_round_trip_with_and_without_tensorrt_info(tmp_path) -> None:
 def test_malformed_cards_are_refused_naming_the_source(edit, message) -> None:
     raw = json.loads(card().to_json())
     edit(raw)
-    with pytest.raises(ModelCardError, match="model.onnx") as caught:
+    with pytest.raises(ModelCardError, match=r"model\.onnx") as caught:
         ModelCard.from_json(json.dumps(raw), "model.onnx")
     assert message in str(caught.value)
 
