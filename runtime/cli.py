@@ -37,6 +37,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "sketchsearch.export.cli:export",
         "Export a checkpoint to ONNX or TensorRT (needs [train,export]).",
     ),
+    "bench": (
+        "sketchsearch.benchmarks.cli:bench",
+        "Export, measure latency and accuracy, write one table (needs [train,export]).",
+    ),
     "analyze": (
         "sketchsearch.runtime.analysis_cli:analyze",
         "Explain matches (Grad-CAM) and choose a no-match threshold (ROC).",

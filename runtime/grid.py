@@ -8,7 +8,7 @@ threshold are dimmed. Drawn with OpenCV, so the runtime needs no plotting librar
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -29,8 +29,15 @@ def query_label(answer: Answer) -> str | None:
     return parent if any(m.label == parent for m in answer.matches) else None
 
 
-def render_grid(answers: Sequence[Answer], out: str | os.PathLike[str], tile: int = TILE) -> Path:
-    rows = [_row(answer, tile) for answer in answers]
+def render_grid(
+    answers: Sequence[Answer],
+    out: str | os.PathLike[str],
+    tile: int = TILE,
+    overlays: Mapping[tuple[int, int], np.ndarray] | None = None,
+) -> Path:
+    """``overlays`` replace tile pictures by (row, column), column 0 being the query: the
+    Grad-CAM views of `retrieve --explain`."""
+    rows = [_row(answer, tile, row, overlays or {}) for row, answer in enumerate(answers)]
     width = max(row.shape[1] for row in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     sheet = np.concatenate(rows, axis=0)
@@ -42,9 +49,12 @@ def render_grid(answers: Sequence[Answer], out: str | os.PathLike[str], tile: in
     return target
 
 
-def _row(answer: Answer, tile: int) -> np.ndarray:
+def _row(
+    answer: Answer, tile: int, row: int, overlays: Mapping[tuple[int, int], np.ndarray]
+) -> np.ndarray:
     label = query_label(answer)
-    tiles = [_tile(answer.query, f"query: {label or Path(answer.query).name}", BLUE, tile)]
+    caption = f"query: {label or Path(answer.query).name}"
+    tiles = [_tile(answer.query, caption, BLUE, tile, overlays.get((row, 0)))]
     if answer.error:
         tiles.append(_blank(f"failed: {answer.error}"[:40], RED, tile))
     for match in answer.matches:
@@ -53,16 +63,23 @@ def _row(answer: Answer, tile: int) -> np.ndarray:
         else:
             colour = GREEN if match.label == label else RED
         caption = f"{match.rank}. {match.score:.3f} {match.label or ''}"
-        image = _tile(match.file or match.path, caption, colour, tile)
+        picture = overlays.get((row, match.rank))
+        image = _tile(match.file or match.path, caption, colour, tile, picture)
         if not match.confident:
             image = (image.astype(np.float32) * 0.45 + 255 * 0.55).astype(np.uint8)
         tiles.append(image)
     return np.concatenate(tiles, axis=1)
 
 
-def _tile(path: str, caption: str, colour: tuple[int, int, int], tile: int) -> np.ndarray:
+def _tile(
+    path: str,
+    caption: str,
+    colour: tuple[int, int, int],
+    tile: int,
+    picture: np.ndarray | None = None,
+) -> np.ndarray:
     try:
-        image = read_image(path)
+        image = picture if picture is not None else read_image(path)
     except (ImageDecodeError, OSError):
         return _blank(caption, colour, tile)
     scale = tile / max(image.shape[:2])

@@ -45,6 +45,13 @@ class RetrieveSetupError(SketchsearchError):
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query (stable).")
 @click.option("--grid", type=_PATH, help="Write a PNG contact sheet of queries and results.")
+@click.option(
+    "--explain",
+    type=_PATH,
+    metavar="CKPT",
+    help="Overlay Grad-CAM on the --grid tiles, from the model's checkpoint (needs [train]).",
+)
+@click.option("--cam-method", default="gradcam", show_default=True, help="With --explain.")
 @click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt (default: best).")
 @click.option("--threads", type=int, help="Inference threads.")
 @click.option("--ef", type=int, help="HNSW search breadth (default: the gallery's).")
@@ -63,6 +70,8 @@ def retrieve(
     k: int,
     as_json: bool,
     grid: Path | None,
+    explain: Path | None,
+    cam_method: str,
     provider: str | None,
     threads: int | None,
     ef: int | None,
@@ -84,6 +93,8 @@ def retrieve(
     configuration error (missing file, model/gallery mismatch, backend unavailable).
     """
     start = time.perf_counter()
+    if explain is not None and grid is None:
+        raise RetrieveSetupError("--explain draws on the result grid: also pass --grid out.png")
     try:
         retriever, paths, gallery_dir = _set_up(
             engine, index, queries, query_dir, query_list, provider, threads, min_score
@@ -102,7 +113,10 @@ def retrieve(
     if grid is not None:
         from sketchsearch.runtime.grid import render_grid
 
-        render_grid(answers, grid)
+        overlays = None
+        if explain is not None:
+            overlays = _explain(explain, answers, retriever.engine.card.family, cam_method)
+        render_grid(answers, grid, overlays=overlays)
         click.echo(f"grid: {grid}", err=as_json)
     failed = [answer for answer in answers if answer.error]
     for answer in failed:
@@ -152,6 +166,18 @@ def _set_up(
     except BaseException:
         gallery.close()
         raise
+
+
+def _explain(checkpoint: Path, answers: list[Any], family: str, method: str) -> Any:
+    from sketchsearch.runtime.engine import BackendUnavailableError
+
+    try:
+        from sketchsearch.train.grid_explain import explain_answers
+    except ImportError as err:
+        raise BackendUnavailableError(
+            f"--explain needs the [train] extra ({err.name} is not installed)"
+        ) from None
+    return explain_answers(checkpoint, answers, family, method)
 
 
 def _json_answer(answer: Any, retriever: Any, gallery_dir: Path, k: int) -> dict[str, Any]:

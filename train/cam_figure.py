@@ -46,6 +46,11 @@ def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def overlay_cam(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """The heat-map over the image the model saw (uint8 RGB), as the library draws it."""
+    return np.asarray(show_cam_on_image(image.astype(np.float32) / 255.0, cam, use_rgb=True))
+
+
 def _row(row: PairExplanation, tile: int) -> np.ndarray:
     cos = f"cos {row.score:.3f}"
     tiles = [
@@ -59,9 +64,7 @@ def _row(row: PairExplanation, tile: int) -> np.ndarray:
 
 
 def _tile(image: np.ndarray, cam: np.ndarray | None, size: int, text: str) -> np.ndarray:
-    picture = image
-    if cam is not None:
-        picture = show_cam_on_image(image.astype(np.float32) / 255.0, cam, use_rgb=True)
+    picture = image if cam is None else overlay_cam(image, cam)
     picture = cv2.resize(picture, (size, size), interpolation=cv2.INTER_CUBIC)
     return np.concatenate([_caption(text, size), picture], axis=0)
 

@@ -318,3 +318,22 @@ def test_torch_reference_and_onnxruntime_agree(served, tiny_run) -> None:
     a, b = onnx_engine.embed(images), torch_engine.embed(images)
     assert a.shape == b.shape == (12, 16)
     np.testing.assert_array_less(0.9999, (a * b).sum(axis=1))
+
+
+def test_explain_overlays_grad_cam_on_the_grid(served, tiny_run, capsys, tmp_path) -> None:
+    base = ["--engine", str(served["model"]), "--index", str(served["gallery"])]
+    base += ["--query", str(served["q1"]), "-k", "2"]
+    plain, explained = tmp_path / "plain.png", tmp_path / "explained.png"
+    assert run(retrieve, [*base, "--grid", str(plain)]) == 0
+    code = run(
+        retrieve, [*base, "--grid", str(explained), "--explain", str(tiny_run / "best.ckpt")]
+    )
+    assert code == 0, capsys.readouterr().err
+    a, b = cv2.imread(str(plain)), cv2.imread(str(explained))
+    assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).mean() > 5
+    other = tmp_path / "other.ckpt"
+    other.write_bytes((tiny_run / "best.ckpt").read_bytes() + b"x")
+    capsys.readouterr()
+    code = run(retrieve, [*base, "--grid", str(explained), "--explain", str(other)])
+    assert code == 2 and "not the checkpoint" in capsys.readouterr().err
+    assert run(retrieve, [*base, "--explain", str(tiny_run / "best.ckpt")]) == 2
