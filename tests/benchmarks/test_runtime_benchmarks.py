@@ -1,0 +1,84 @@
+"""The runtime benchmarks run end to end in a tiny mode and write the JSON they promise.
+
+Figures are not checked (this machine's timings are noise); the keys, the torch-free
+`retrieve`, and the preprocessing parity of the tiny trained model are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sketchsearch.benchmarks import gallery_throughput, preprocess_vs_timm, retrieve_startup
+from sketchsearch.export.pipeline import ExportOptions, export_onnx
+
+VARIANT = "tx_000000000000"
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench-model") / "model.onnx"
+    options = ExportOptions(checkpoint=tiny_run / "best.ckpt", output=out, verify=False)
+    (result,) = export_onnx(options)
+    return result.path
+
+
+@pytest.fixture(scope="module")
+def data_root(tiny_run: Path) -> Path:
+    return Path(yaml.safe_load((tiny_run / "config.yaml").read_text())["data"])
+
+
+def test_retrieve_startup_writes_timings_and_proves_no_torch(
+    onnx_model: Path, data_root: Path, tmp_path: Path
+) -> None:
+    query = sorted((data_root / "sketch" / VARIANT).rglob("*.png"))[0]
+    out = tmp_path / "startup.json"
+    args = ["--engine", str(onnx_model), "--images", str(data_root / "photo" / VARIANT)]
+    args += ["--query", str(query), "--work", str(tmp_path / "work"), "--json", str(out)]
+    assert retrieve_startup.main([*args, "--items", "200", "--repeats", "1"]) == 0
+    report = json.loads(out.read_text())
+    assert report["torch_imported"] is False and report["imports"]["blocked_imported"] == []
+    assert report["gallery"]["items"] == 200 and report["gallery"]["real_images_embedded"] > 0
+    assert report["wall"]["median_s"] > 0 and len(report["wall"]["runs_s"]) == 1
+    assert set(report["retrieve_json_timings_ms"]) == {"decode", "embed", "search"}
+    assert "import onnxruntime" in report["stages_s"]
+    assert "open engine (onnxruntime session)" in report["stages_s"]
+    assert {"target_s", "meets_target", "first_run_s", "environment"} <= report.keys()
+
+
+def test_gallery_throughput_reports_both_rates_and_their_ratio(
+    onnx_model: Path, data_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "throughput.json"
+    args = ["--engine", str(onnx_model), "--images", str(data_root / "photo" / VARIANT)]
+    args += ["--count", "12", "--batch-size", "4", "--repeats", "1", "--workers", "2"]
+    assert gallery_throughput.main([*args, "--work", str(tmp_path), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["engine_ips_median"] > 0 and report["build_gallery_ips_median"] > 0
+    assert report["ratio_median"] == report["ratios"][0] > 0
+    assert report["images"]["count"] == 12
+    assert (report["batch_size"], report["workers"]) == (4, 2)
+    assert {"engine_slowdown_in_pipeline", "cpu_bound_ratio", "decode_alone_ms_per_image"} <= (
+        report.keys()
+    )
+
+
+def test_preprocess_matches_timm_on_the_tiny_model(
+    tiny_run: Path, onnx_model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "parity.json"
+    args = ["--checkpoint", str(tiny_run / "best.ckpt"), "--engine", str(onnx_model)]
+    args += ["--untrained", "resnet10t@32", "--images", "3", "--json", str(out)]
+    assert preprocess_vs_timm.main(args) == 0
+    report = json.loads(out.read_text())
+    trained, *untrained = report["models"]
+    assert len(untrained) == 2  # as initialised, and with BatchNorm statistics of the images
+    assert trained["images"] == 3 and trained["timm_config_matches_ours"]
+    assert trained["cosine_vs_timm"]["min"] >= 0.999
+    assert trained["onnx_cosine_vs_timm"]["min"] >= 0.999
+    assert set(trained["per_image"]) == {"astronaut", "coffee", "chelsea"}
+    for model in report["models"]:
+        assert {"baseline_naive_cv2_resize_vs_timm", "pixel_mean_abs_diff"} <= model.keys()
