@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     model = ensure_engine(args.engine, args.checkpoint, args.work)
     root, sources = choose_sources(args)
-    engine = OnnxEngine(model)
+    engine = OnnxEngine(model, spin=False)  # as `gallery build` opens it
     engine.warmup()
     load_before = os.getloadavg()[0]
     rows = [one_repetition(engine, sources, root, args) for _ in range(args.repeats)]

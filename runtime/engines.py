@@ -18,8 +18,13 @@ def open_engine(
     path: str | os.PathLike[str],
     provider: str | None = None,
     threads: int | None = None,
+    batch_pipeline: bool = False,
 ) -> Engine:
-    """``.onnx`` → onnxruntime, ``.plan``/``.engine`` → TensorRT, ``.ckpt``/``.pt`` → torch."""
+    """``.onnx`` → onnxruntime, ``.plan``/``.engine`` → TensorRT, ``.ckpt``/``.pt`` → torch.
+
+    ``batch_pipeline``: the engine will run beside decoding threads (gallery building,
+    evaluation), so onnxruntime's threads must not spin-wait between runs.
+    """
     model = Path(path)
     suffix = model.suffix.lower()
     if not model.exists():
@@ -27,7 +32,7 @@ def open_engine(
     if suffix in ONNX_SUFFIXES:
         from sketchsearch.runtime.onnx_engine import OnnxEngine
 
-        return OnnxEngine(model, provider=provider, threads=threads)
+        return OnnxEngine(model, provider=provider, threads=threads, spin=not batch_pipeline)
     if suffix in TENSORRT_SUFFIXES:
         from sketchsearch.runtime.tensorrt_engine import TensorRTEngine
 

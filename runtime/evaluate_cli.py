@@ -56,7 +56,7 @@ def evaluate(
     from sketchsearch.runtime.retriever import model_ref
 
     part = parse_split_spec(split_spec, data_root)
-    model = open_engine(engine, provider=provider, threads=threads)
+    model = open_engine(engine, provider=provider, threads=threads, batch_pipeline=True)
     pair = tuple(direction.split("2")) if direction else None
     with Gallery.open(index, expected_model=model_ref(model.card)) as gallery:
         result = run_evaluation(

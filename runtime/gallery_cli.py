@@ -84,7 +84,7 @@ def build(
         assert split_spec is not None
         part = parse_split_spec(split_spec, data_root)
         root, sources = part.root, split_sources(part, domain)
-    model = open_engine(engine, provider=provider, threads=threads)
+    model = open_engine(engine, provider=provider, threads=threads, batch_pipeline=True)
     report = build_gallery(
         model, out, root, sources, batch_size, workers, progress=False if quiet else None
     )
@@ -121,7 +121,7 @@ def add(
     from sketchsearch.runtime.engines import open_engine
     from sketchsearch.runtime.gallery_build import add_files, describe_build
 
-    model = open_engine(engine, provider=provider, threads=threads)
+    model = open_engine(engine, provider=provider, threads=threads, batch_pipeline=True)
     report = add_files(
         model, directory, list(paths), batch_size, workers, progress=False if quiet else None
     )
