@@ -174,11 +174,14 @@ def test_configuration_errors_exit_2_in_one_line(served, capsys, tmp_path) -> No
         tmp_path / "other", 16, model=ModelRef(family="f" * 64, name="resnet10t", dim=16)
     )
     other.close()
+    plan = tmp_path / "model.plan"  # a TensorRT engine without its card (and no TensorRT here)
+    plan.write_bytes(b"not an engine")
     cases = [
         (["--engine", str(tmp_path / "none.onnx")], "model file not found"),
         (["--engine", str(served["model"]), "--index", str(tmp_path / "nothing")], "not a gallery"),
         (["--engine", str(served["model"]), "--index", str(tmp_path / "other")], "rebuild"),
         (["--engine", str(served["split"])], "unknown model type"),
+        (["--engine", str(plan)], "sidecar"),
     ]
     for args, message in cases:
         code = run(retrieve, [*args, "--query", str(served["q1"])])
