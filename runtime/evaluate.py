@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.data.evaluation import evaluation_set
+from sketchsearch.data.evaluation import EvaluationSet, evaluation_set
+from sketchsearch.data.layouts import Item
 from sketchsearch.data.split_spec import SplitPart
 from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.runtime.engine import Engine
 from sketchsearch.runtime.metrics import evaluate_retrieval
-from sketchsearch.runtime.pipeline import Failure, embed_paths
+from sketchsearch.runtime.pipeline import EmbedResult, Failure, embed_paths
 
 PRECISION_KS = (1, 100, 200)
 RECALL_KS = (1, 5, 10)
@@ -67,15 +68,7 @@ def evaluate(
     ef: int | None = None,
 ) -> Evaluation:
     start = time.perf_counter()
-    sets = evaluation_set(part.split, part.part, direction)
-    if not sets.queries:
-        raise UsageError(f"{part.source}:{part.part} has no {sets.query_domain} images")
-    embedded = embed_paths(
-        engine, [part.path(q) for q in sets.queries], batch_size=batch_size, description="queries"
-    )
-    queries = [sets.queries[i] for i in embedded.done]
-    if not queries:
-        raise UsageError("no query image could be read")
+    sets, queries, embedded = embed_part_queries(engine, part, direction, batch_size)
     stored = gallery.export_vectors()
     if len(stored.ids) == 0:
         raise UsageError(f"{gallery.directory}: the gallery is empty")
@@ -105,6 +98,22 @@ def evaluate(
             "total": round(time.perf_counter() - start, 3),
         },
     )
+
+
+def embed_part_queries(
+    engine: Engine, part: SplitPart, direction: tuple[str, str] | None, batch_size: int
+) -> tuple[EvaluationSet, list[Item], EmbedResult]:
+    """The part's query-domain images, embedded; those that could not be read are left out."""
+    sets = evaluation_set(part.split, part.part, direction)
+    if not sets.queries:
+        raise UsageError(f"{part.source}:{part.part} has no {sets.query_domain} images")
+    embedded = embed_paths(
+        engine, [part.path(q) for q in sets.queries], batch_size=batch_size, description="queries"
+    )
+    queries = [sets.queries[i] for i in embedded.done]
+    if not queries:
+        raise UsageError(f"{part.source}:{part.part}: no query image could be read")
+    return sets, queries, embedded
 
 
 def _metrics(report: dict[str, float | int]) -> dict[str, float]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.data.evaluation import evaluation_set
 from sketchsearch.data.split_spec import SplitPart
 from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.gallery.manifest import MatchThreshold, now
 from sketchsearch.runtime.engine import Engine
-from sketchsearch.runtime.pipeline import embed_paths
+from sketchsearch.runtime.evaluate import embed_part_queries
 from sketchsearch.runtime.roc import DEFAULT_TARGET_FPR, RocReport
 from sketchsearch.runtime.roc_pairs import DEFAULT_SAMPLING, PairSampling, roc_from_embeddings
 
@@ -31,15 +30,7 @@ def roc_for_gallery(
     batch_size: int = 32,
 ) -> RocReport:
     """Queries: the part's query-domain images; gallery: every live item, with its label."""
-    sets = evaluation_set(part.split, part.part)
-    if not sets.queries:
-        raise UsageError(f"{part.source}:{part.part} has no {sets.query_domain} images")
-    embedded = embed_paths(
-        engine, [part.path(q) for q in sets.queries], batch_size=batch_size, description="queries"
-    )
-    queries = [sets.queries[i] for i in embedded.done]
-    if not queries:
-        raise UsageError(f"{part.source}:{part.part}: no query image could be read")
+    _, queries, embedded = embed_part_queries(engine, part, None, batch_size)
     stored = gallery.export_vectors()
     labels = [row.label for row in stored.items]
     if not stored.items or any(label is None for label in labels):

@@ -8,54 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from colour_engine import ColourEngine, solid
 
 from sketchsearch.data.layouts import scan
 from sketchsearch.data.split_file import build_split_file, save_split
 from sketchsearch.data.split_spec import parse_split_spec
 from sketchsearch.data.splits import SplitConfig, make_split
 from sketchsearch.gallery.gallery import Gallery
-from sketchsearch.runtime.engine import BackendUnavailableError, check_batch
+from sketchsearch.runtime.engine import BackendUnavailableError
 from sketchsearch.runtime.evaluate import evaluate
 from sketchsearch.runtime.gallery_build import build_gallery, split_sources
-from sketchsearch.runtime.model_card import ModelCard
 from sketchsearch.runtime.onnx_engine import choose_providers
 from sketchsearch.runtime.pipeline import embed_paths
-from sketchsearch.runtime.preprocess import PreprocessConfig
-
-
-class ColourEngine:
-    backend = "colour"
-    device = "cpu"
-
-    def __init__(self) -> None:
-        self.path = Path("colour.engine")
-        self.card = ModelCard(
-            backbone="mean-colour",
-            embed_dim=3,
-            preprocess=PreprocessConfig(input_size=8, crop_pct=1.0, interpolation="bilinear"),
-            class_names=("red", "green", "blue"),
-            family="c" * 64,
-            checkpoint_sha256="c" * 64,
-        )
-        self.batches: list[int] = []
-
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        check_batch(images, self.card, self.path)
-        self.batches.append(len(images))
-        mean = images.reshape(len(images), -1, 3).mean(axis=1).astype(np.float32)
-        return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-6)
-
-    def warmup(self, iterations: int = 2) -> None:
-        pass
-
-
-def solid(path: Path, rgb: tuple[int, int, int]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.full((8, 8, 3), rgb[::-1], np.uint8))
-    return path
 
 
 def test_embed_paths_keeps_order_reports_failures_and_batches(tmp_path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from colour_engine import ColourEngine, solid
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sklearn_roc_curve
 
@@ -22,8 +23,6 @@ from sketchsearch.data.splits import SplitConfig, make_split
 from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.runtime.cli import cli, run
 from sketchsearch.runtime.gallery_build import build_gallery, split_sources
-from sketchsearch.runtime.model_card import ModelCard
-from sketchsearch.runtime.preprocess import PreprocessConfig
 from sketchsearch.runtime.roc import (
     RocError,
     auc,
@@ -223,36 +222,6 @@ def test_bad_csv_files_name_the_file_and_the_fix(tmp_path: Path, text: str, mess
     with pytest.raises(PairsFileError, match=message) as caught:
         read_pairs_csv(path)
     assert str(path) in str(caught.value)
-
-
-class ColourEngine:
-    """Embeds an image as its unit-length mean RGB colour: every score can be worked by hand."""
-
-    backend = "colour"
-    device = "cpu"
-
-    def __init__(self) -> None:
-        self.path = Path("colour.engine")
-        self.card = ModelCard(
-            backbone="mean-colour",
-            embed_dim=3,
-            preprocess=PreprocessConfig(input_size=8, crop_pct=1.0, interpolation="bilinear"),
-            class_names=("blue", "green", "red"),
-            family="c" * 64,
-            checkpoint_sha256="c" * 64,
-        )
-
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        mean = images.reshape(len(images), -1, 3).mean(axis=1).astype(np.float32)
-        return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-6)
-
-    def warmup(self, iterations: int = 2) -> None:
-        pass
-
-
-def solid(path: Path, rgb: tuple[int, int, int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.full((8, 8, 3), rgb[::-1], np.uint8))
 
 
 @pytest.fixture
