@@ -1,5 +1,7 @@
 # The two set-up commands: `make demo` and `make test`. Each creates .venv when missing.
 SHELL := /bin/bash
+# A failing command anywhere in a pipe (e.g. `data list | retrieve | tee`) fails the target.
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

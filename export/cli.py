@@ -97,6 +97,7 @@ def onnx_command(
           --precision int8 --calib-split split.json:train --data DATA
     """
     import json
+    import warnings
 
     from sketchsearch.export.pipeline import ExportOptions, export_onnx
     from sketchsearch.export.summary import describe_result
@@ -118,7 +119,14 @@ def onnx_command(
         calib_method=calib_method,
         verify_count=verify_count,
     )
-    results = export_onnx(options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            results = export_onnx(options)
+        finally:  # our own advice, one line each rather than Python's format, even on failure
+            for warning in caught:
+                if "sketchsearch" in warning.filename or "/export/" in warning.filename:
+                    click.echo(f"warning: {warning.message}", err=True)
     for result in results:
         click.echo(describe_result(result))
     if json_out is not None:

@@ -86,17 +86,29 @@ def _run_split(checkpoint: Path) -> tuple[str | None, Path | None]:
     raw = yaml.safe_load(config.read_text())
     if not isinstance(raw, dict) or not raw.get("split") or not raw.get("data"):
         return None, None
-    split, data = Path(str(raw["split"])), Path(str(raw["data"]))
-    if not split.is_file() or not data.is_dir():
+    split = _locate(Path(str(raw["split"])), checkpoint)
+    data = _locate(Path(str(raw["data"])), checkpoint)
+    if split is None or data is None or not split.is_file() or not data.is_dir():
         return None, None
     return str(split), data
+
+
+def _locate(path: Path, checkpoint: Path) -> Path | None:
+    """A run's config may hold paths relative to where training ran: try the current folder,
+    then each folder above the run's."""
+    if path.is_absolute() or path.exists():
+        return path
+    for base in checkpoint.resolve().parents[1:]:
+        if (base / path).exists():
+            return base / path
+    return None
 
 
 def check_calibration_count(count: int, batch_size: int) -> None:
     if count < batch_size:
         raise UsageError(
             f"int8 calibration needs at least one batch of images ({batch_size}); got {count}: "
-            f"pass more with --calib-images DIR or --calib-split SPLIT (≥ "
+            f"raise --calib-count or pass more with --calib-images DIR or --calib-split SPLIT (≥ "
             f"{RECOMMENDED_CALIBRATION} recommended)"
         )
     if count < RECOMMENDED_CALIBRATION:

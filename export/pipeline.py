@@ -31,7 +31,7 @@ from sketchsearch.export.verify import (
     torch_embeddings,
     write_report,
 )
-from sketchsearch.runtime.model_card import PRECISIONS, ModelCard
+from sketchsearch.runtime.model_card import PRECISIONS, ModelCard, ModelCardError
 from sketchsearch.train.checkpoint_card import LoadedCheckpoint, load_with_card
 
 
@@ -251,9 +251,11 @@ def verify_existing(
     if not model_path.is_file():
         raise UsageError(f"{model_path}: model file not found")
     try:
-        card = get_card(onnx.load(str(model_path)), str(model_path))
-    except onnx.onnx_cpp2py_export.checker.ValidationError as err:
-        raise UsageError(f"{model_path}: not an ONNX model ({err})") from None
+        model = onnx.load(str(model_path))
+    except Exception as err:  # protobuf's DecodeError and onnx's own errors: not a model
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelCardError(f"{model_path}: not an ONNX model ({first})") from None
+    card = get_card(model, str(model_path))
     loaded = load_with_card(checkpoint, card.precision)
     if loaded.card.checkpoint_sha256 != card.checkpoint_sha256:
         raise VerificationError(

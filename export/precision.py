@@ -71,17 +71,26 @@ def to_int8(
         # onnxruntime's recommended pre-processing (shape inference, graph optimisation); its
         # symbolic shape inference trips over torch.export's Expand nodes, ONNX's does not.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(output),
-            reader,
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=methods[method],
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-        )
+        try:
+            quantize_static(
+                str(prepared),
+                str(output),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=methods[method],
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+        except ValueError:
+            if reader.batches:  # a real quantization error: not ours to reword
+                raise
+            raise UsageError(
+                f"int8 calibration: no batch of {CALIBRATION_BATCH} readable images among "
+                f"{len(images)} ({len(reader.failed)} unreadable, e.g. "
+                f"{reader.failed[0] if reader.failed else '-'}); pass readable images"
+            ) from None
     return reader.failed
 
 
@@ -96,6 +105,7 @@ class _Calibration:
         self, images: Sequence[Path], config: PreprocessConfig, input_name: str, dtype: str
     ) -> None:
         self.failed: list[str] = []
+        self.batches = 0
         self._batches = self._iterate(images, config, input_name, dtype)
 
     def _iterate(
@@ -106,9 +116,11 @@ class _Calibration:
             try:
                 batch.append(preprocess_file(path, config))
             except (OSError, ImageDecodeError) as err:
-                self.failed.append(f"{path}: {err}")
+                problem = err.problem if isinstance(err, ImageDecodeError) else err.strerror
+                self.failed.append(f"{path}: {problem or err}")
                 continue
             if len(batch) == CALIBRATION_BATCH:
+                self.batches += 1
                 yield {input_name: np.stack(batch).astype(dtype)}
                 batch = []
 

@@ -28,6 +28,8 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
 }
 TOP_K = 5
 TIE = 1e-3  # cosine
+NORM_TOLERANCE = 1e-2  # fp16 outputs are within 5e-4 of unit length
+MIN_RANKING_IMAGES = 8
 BATCH = 16
 
 
@@ -72,7 +74,8 @@ def load_images(paths: Sequence[Path], config: PreprocessConfig) -> tuple[np.nda
         try:
             arrays.append(preprocess_file(path, config))
         except (OSError, ImageDecodeError) as err:
-            skipped.append(f"{path}: {err}")
+            problem = err.problem if isinstance(err, ImageDecodeError) else err.strerror
+            skipped.append(f"{path}: {problem or err}")
     size = config.input_size
     batch = np.stack(arrays) if arrays else np.empty((0, size, size, 3), np.uint8)
     return batch, skipped
@@ -96,11 +99,22 @@ def compare(
     failures = []
     if has_nan:
         failures.append("the exported model outputs NaN")
+    max_norm_error = float(np.abs(np.nan_to_num(norms, nan=np.inf) - 1.0).max(initial=0.0))
     if len(cosine) == 0:
         failures.append("no verification image could be read")
+    elif max_norm_error > NORM_TOLERANCE:
+        failures.append(
+            f"embeddings are not unit length (|norm - 1| up to {max_norm_error:.4f} > "
+            f"{NORM_TOLERANCE}): the gallery and retrieve rely on unit vectors"
+        )
     elif cosine.min() < min_cos:
         failures.append(f"min cosine {cosine.min():.6f} < {min_cos} ({precision})")
-    if top1 < min_top1:
+    if min_top1 > 0 and len(cosine) < MIN_RANKING_IMAGES:
+        failures.append(
+            f"{precision} is checked on a retrieval among the verification images: it needs at "
+            f"least {MIN_RANKING_IMAGES}, got {len(cosine)} (--verify-count, more images)"
+        )
+    elif top1 < min_top1:
         failures.append(f"top-1 retrieval agreement {top1:.3f} < {min_top1} ({precision})")
     return VerificationReport(
         precision=precision,
@@ -111,7 +125,7 @@ def compare(
         top1_agreement=top1,
         topk_overlap=overlap,
         k=k,
-        max_norm_error=float(np.abs(np.nan_to_num(norms, nan=np.inf) - 1.0).max(initial=0.0)),
+        max_norm_error=max_norm_error,
         has_nan=has_nan,
         threshold_cosine=min_cos,
         threshold_top1=min_top1,
@@ -157,7 +171,9 @@ def onnx_embeddings(path: Path, images: np.ndarray, input_name: str, dtype: str)
         session.run(["embedding"], {input_name: images[i : i + BATCH].astype(dtype)})[0]
         for i in range(0, len(images), BATCH)
     ]
-    return np.concatenate(outputs).astype(np.float32) if outputs else np.empty((0, 0))
+    if not outputs:
+        return np.empty((0, session.get_outputs()[0].shape[-1] or 0), np.float32)
+    return np.concatenate(outputs).astype(np.float32)
 
 
 def torch_embeddings(model: Any, images: np.ndarray, domain: str) -> np.ndarray:
@@ -168,4 +184,4 @@ def torch_embeddings(model: Any, images: np.ndarray, domain: str) -> np.ndarray:
         for i in range(0, len(images), BATCH):
             batch = torch.from_numpy(images[i : i + BATCH]).permute(0, 3, 1, 2)
             chunks.append(model.embed(batch, domain).float().numpy())
-    return np.concatenate(chunks) if chunks else np.empty((0, 0))
+    return np.concatenate(chunks) if chunks else np.empty((0, model.config.embed_dim), np.float32)

@@ -104,6 +104,11 @@ def embed_part_queries(
     engine: Engine, part: SplitPart, direction: tuple[str, str] | None, batch_size: int
 ) -> tuple[EvaluationSet, list[Item], EmbedResult]:
     """The part's query-domain images, embedded; those that could not be read are left out."""
+    if not engine.card.embeds("query"):
+        raise UsageError(
+            f"{engine.path}: this file holds the gallery encoder of a model with separate "
+            "encoders; embed queries with its .query.onnx"
+        )
     sets = evaluation_set(part.split, part.part, direction)
     if not sets.queries:
         raise UsageError(f"{part.source}:{part.part} has no {sets.query_domain} images")
@@ -132,7 +137,8 @@ def _relevance(queries: list[Any], items: list[Any], instance: bool) -> np.ndarr
     if not any(gallery_keys):
         raise UsageError("the gallery's items have no labels to judge relevance by")
     left, right = np.asarray(keys, dtype=object), np.asarray(gallery_keys, dtype=object)
-    return np.asarray(left[:, None] == right[None, :], dtype=bool)
+    known = np.not_equal(left, None)[:, None] & np.not_equal(right, None)[None, :]
+    return np.asarray(left[:, None] == right[None, :], dtype=bool) & known
 
 
 def _hnsw_scores(

@@ -24,9 +24,9 @@ SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", 
 @click.option("--instance", is_flag=True, help="Relevant = the sketch's own photo, not category.")
 @click.option("--no-exact", is_flag=True, help="Skip the exhaustive-search comparison.")
 @click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt.")
-@click.option("--threads", type=int)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--ef", type=int, help="HNSW search breadth.")
+@click.option("--threads", type=click.IntRange(min=1))
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--ef", type=click.IntRange(min=1), help="HNSW search breadth.")
 @click.option("--json", "json_out", type=_PATH, help="Write the report as JSON.")
 def evaluate(
     engine: Path,

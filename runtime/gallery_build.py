@@ -51,16 +51,20 @@ class BuildReport:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
 
-def folder_sources(folder: Path) -> list[Source]:
-    """Every image under ``folder``; the first sub-folder names the label."""
+def folder_sources(folder: Path, option: str = "--images") -> list[Source]:
+    """Every image under ``folder``; the first sub-folder names the label.
+
+    Paths are taken as listed, not resolved, so a symlink to a file elsewhere is indexed under
+    its name in the folder.
+    """
     if not folder.is_dir():
-        raise UsageError(f"--images {folder}: not a folder")
+        raise UsageError(f"{option} {folder}: not a folder")
     files = sorted(
         p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
     )
     sources = []
-    for file, rel in zip(files, relative_to_root(files, folder), strict=True):
-        assert rel is not None
+    for file in files:
+        rel = file.relative_to(folder).as_posix()
         parts = PurePosixPath(rel).parts
         sources.append(Source(file, rel, parts[0] if len(parts) > 1 else None))
     return sources
@@ -129,11 +133,14 @@ def _sources_under(root: Path, files: Sequence[Path]) -> tuple[list[Source], lis
             expanded.extend(s.file for s in folder_sources(file))
         else:
             expanded.append(file)
-    sources, outside = [], []
+    sources, outside, seen = [], [], set()
     for file, rel in zip(expanded, relative_to_root(expanded, root), strict=True):
         if rel is None:
             outside.append(file)
             continue
+        if rel in seen:  # named twice (a file and its folder): index it once
+            continue
+        seen.add(rel)
         parts = PurePosixPath(rel).parts
         sources.append(Source(file, rel, parts[0] if len(parts) > 1 else None))
     return sources, outside

@@ -22,9 +22,15 @@ def _engine_options(command: F) -> F:
                 "--engine", type=_PATH, required=True, help="Model: .onnx, .plan/.engine."
             ),
             click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt."),
-            click.option("--threads", type=int, help="Inference threads (default: all cores)."),
-            click.option("--batch-size", type=int, default=32, show_default=True),
-            click.option("--workers", type=int, help="Decoding threads (default: up to 4)."),
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                help="Inference threads (default: all cores).",
+            ),
+            click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+            click.option(
+                "--workers", type=click.IntRange(min=1), help="Decoding threads (default: up to 4)."
+            ),
             click.option("--quiet", is_flag=True, help="No progress bar."),
         ]
     ):
@@ -89,9 +95,15 @@ def build(
         model, out, root, sources, batch_size, workers, progress=False if quiet else None
     )
     click.echo(describe_build(report))
-    if not no_default:
-        record = record_default_gallery(engine, model.card, out)
-        click.echo(f"default gallery of this model family: {out} (recorded in {record})")
+    if report.indexed == 0:
+        click.echo(f"{out}: nothing was indexed; not recorded as the default gallery", err=True)
+    elif not no_default:
+        try:
+            record = record_default_gallery(engine, model.card, out)
+        except OSError as err:  # the gallery is built; only the convenience record failed
+            click.echo(f"warning: could not record {out} as the default gallery: {err}", err=True)
+        else:
+            click.echo(f"default gallery of this model family: {out} (recorded in {record})")
     return int(ExitCode.FAILURE) if report.failed else int(ExitCode.OK)
 
 

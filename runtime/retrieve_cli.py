@@ -53,8 +53,10 @@ class RetrieveSetupError(SketchsearchError):
 )
 @click.option("--cam-method", default="gradcam", show_default=True, help="With --explain.")
 @click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt (default: best).")
-@click.option("--threads", type=int, help="Inference threads.")
-@click.option("--ef", type=int, help="HNSW search breadth (default: the gallery's).")
+@click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
+@click.option(
+    "--ef", type=click.IntRange(min=1), help="HNSW search breadth (default: the gallery's)."
+)
 @click.option(
     "--min-score",
     type=float,
@@ -95,6 +97,10 @@ def retrieve(
     start = time.perf_counter()
     if explain is not None and grid is None:
         raise RetrieveSetupError("--explain draws on the result grid: also pass --grid out.png")
+    if explain is not None and not explain.is_file():
+        raise RetrieveSetupError(f"--explain {explain}: checkpoint not found")
+    if grid is not None and not grid.resolve().parent.is_dir():
+        raise RetrieveSetupError(f"--grid {grid}: folder {grid.parent} not found")
     try:
         retriever, paths, gallery_dir = _set_up(
             engine, index, queries, query_dir, query_list, provider, threads, min_score
@@ -113,10 +119,16 @@ def retrieve(
     if grid is not None:
         from sketchsearch.runtime.grid import render_grid
 
-        overlays = None
-        if explain is not None:
-            overlays = _explain(explain, answers, retriever.engine.card.family, cam_method)
-        render_grid(answers, grid, overlays=overlays)
+        try:
+            overlays = None
+            if explain is not None:
+                overlays = _explain(explain, answers, retriever.engine.card.family, cam_method)
+            render_grid(answers, grid, overlays=overlays)
+        except (SketchsearchError, OSError) as err:  # after answering: still a setup problem
+            if debug:
+                raise
+            where = f"{err.filename}: " if isinstance(err, OSError) and err.filename else ""
+            raise RetrieveSetupError(f"--grid: {where}{err}") from None
         click.echo(f"grid: {grid}", err=as_json)
     failed = [answer for answer in answers if answer.error]
     for answer in failed:
@@ -145,7 +157,7 @@ def _set_up(
     if query_dir is not None:
         from sketchsearch.runtime.gallery_build import folder_sources
 
-        paths.extend(source.file for source in folder_sources(query_dir))
+        paths.extend(source.file for source in folder_sources(query_dir, "--queries"))
     if query_list is not None:
         paths.extend(Path(line.strip()) for line in query_list if line.strip())
     if not paths:

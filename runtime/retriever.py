@@ -26,6 +26,7 @@ from sketchsearch.runtime.pipeline import load_image
 
 GALLERY_ENV = "SKETCHSEARCH_GALLERY"
 DEFAULTS_FILE = "sketchsearch-galleries.json"  # beside the model files: family → gallery
+QUERY_BATCH = 32
 
 
 def model_ref(card: ModelCard) -> ModelRef:
@@ -77,6 +78,11 @@ class Retriever:
                 f"{engine.path}: this file holds the gallery encoder of a model with separate "
                 "encoders; query with its .query.onnx"
             )
+        if gallery.manifest.live == 0:
+            raise UsageError(
+                f"{gallery.directory}: the gallery is empty; add images with "
+                "`sketchsearch gallery add`"
+            )
         self.engine = engine
         self.gallery = gallery
         if min_score is not None:
@@ -91,7 +97,18 @@ class Retriever:
     def search_files(
         self, paths: Sequence[str | os.PathLike[str]], k: int = 10, ef: int | None = None
     ) -> list[Answer]:
-        """One answer per query file, in order; an unreadable file gets an error instead."""
+        """One answer per query file, in order; an unreadable file gets an error instead.
+
+        Queries go in batches of ``QUERY_BATCH``, so a folder of thousands stays in bounded
+        memory."""
+        answers: list[Answer] = []
+        for start in range(0, len(paths), QUERY_BATCH):
+            answers.extend(self._search_batch(paths[start : start + QUERY_BATCH], k, ef))
+        return answers
+
+    def _search_batch(
+        self, paths: Sequence[str | os.PathLike[str]], k: int, ef: int | None
+    ) -> list[Answer]:
         answers = []
         images, positions = [], []
         for position, path in enumerate(paths):
@@ -142,12 +159,20 @@ class Retriever:
 def record_default_gallery(model: Path, card: ModelCard, gallery: Path) -> Path:
     """Note ``gallery`` as the default for every model file of this family in ``model``'s
     folder (all precisions and the TensorRT engine share the family)."""
+    import tempfile
+
     record = model.resolve().parent / DEFAULTS_FILE
     known = _read_defaults(record)
     known[card.family] = str(gallery.resolve())
-    temporary = record.with_name(record.name + ".tmp")
-    temporary.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
-    temporary.replace(record)
+    # A unique temporary name: two builds recording at once must not write the same file.
+    handle, name = tempfile.mkstemp(dir=record.parent, prefix=f".{DEFAULTS_FILE}.")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps(known, indent=1, sort_keys=True) + "\n")
+        os.replace(name, record)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     return record
 
 

@@ -100,6 +100,7 @@ def test_corrupted_weights_fail_verification(exported, tiny_run, tmp_path) -> No
 def test_compare_catches_nan_and_ranking_changes() -> None:
     rng = np.random.default_rng(1)
     reference = rng.normal(size=(20, 8)).astype(np.float32)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
     assert compare(reference, reference.copy(), "int8", "t").passed
     with_nan = reference.copy()
     with_nan[3, 0] = np.nan
@@ -240,3 +241,47 @@ def test_the_script_runs_from_the_export_folder(tiny_run, tmp_path) -> None:
     )
     assert bad.returncode == 3 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().startswith("error: nope.ckpt")
+
+
+def test_unreadable_images_and_files_are_clear_errors(tiny_run, tmp_path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for index in range(20):
+        (bad / f"{index}.jpg").write_text("not an image")
+    checkpoint = tiny_run / "best.ckpt"
+    with pytest.raises(UsageError, match="no batch of 16 readable images among 20"):
+        export_onnx(
+            ExportOptions(checkpoint, tmp_path / "m.onnx", precision="int8", calib_images=bad)
+        )
+    assert (
+        run(
+            export,
+            [
+                "onnx",
+                "--checkpoint",
+                str(checkpoint),
+                "--output",
+                str(tmp_path / "m.onnx"),
+                "--calib-images",
+                str(bad),
+            ],
+        )
+        == 4
+    )
+    assert not (tmp_path / "m.onnx").exists()
+    text = tmp_path / "text.onnx"
+    text.write_text("hello")
+    with pytest.raises(ModelCardError, match="not an ONNX model") as caught:
+        verify_existing(checkpoint, text)
+    assert caught.value.exit_code == 3
+
+
+def test_compare_requires_unit_length_and_enough_images_for_rankings() -> None:
+    rng = np.random.default_rng(3)
+    reference = rng.normal(size=(12, 8)).astype(np.float32)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    unnormalised = compare(reference, reference * 3.0, "fp32", "t")
+    assert not unnormalised.passed and "unit length" in unnormalised.failures[0]
+    few = compare(reference[:3], reference[:3].copy(), "int8", "t")
+    assert not few.passed and "at least 8" in few.failures[0]
+    assert compare(reference[:3], reference[:3].copy(), "fp32", "t").passed

@@ -90,3 +90,39 @@ def test_evaluate_on_a_case_worked_out_by_hand(colour_split, tmp_path) -> None:
         assert metrics["P@100"] == pytest.approx((2 / 4 + 1 / 4) / 2)  # k > gallery: / size
     assert result.hnsw_recall_at_10 == pytest.approx(1.0)
     assert (result.queries, result.gallery_items, result.direction) == (2, 4, "sketch2photo")
+
+
+def test_evaluate_refuses_a_gallery_encoder_for_queries(colour_split, tmp_path) -> None:
+    from sketchsearch.data.errors import UsageError
+
+    root, split = colour_split
+    part = parse_split_spec(f"{split}:train", root)
+    engine = ColourEngine()
+    build_gallery(engine, tmp_path / "g", root, split_sources(part, "photo"))
+    engine.card = engine.card.with_changes(domain="gallery")
+    with Gallery.open(tmp_path / "g") as gallery, pytest.raises(UsageError, match=r"query\.onnx"):
+        evaluate(engine, gallery, part)
+
+
+def test_instance_relevance_never_matches_missing_instances() -> None:
+    from types import SimpleNamespace
+
+    from sketchsearch.runtime.evaluate import _relevance
+
+    queries = [
+        SimpleNamespace(instance="a", category="x"),
+        SimpleNamespace(instance=None, category="x"),
+    ]
+    items = [SimpleNamespace(instance="a", label="x"), SimpleNamespace(instance=None, label="x")]
+    relevant = _relevance(queries, items, instance=True)
+    assert relevant.tolist() == [[True, False], [False, False]]
+
+
+def test_a_symlinked_file_is_indexed_under_its_name_in_the_folder(tmp_path) -> None:
+    from sketchsearch.runtime.gallery_build import folder_sources
+
+    outside = solid(tmp_path / "elsewhere" / "red.png", (255, 0, 0))
+    (tmp_path / "photos" / "red").mkdir(parents=True)
+    (tmp_path / "photos" / "red" / "link.png").symlink_to(outside)
+    (source,) = folder_sources(tmp_path / "photos")
+    assert (source.path, source.label) == ("red/link.png", "red")

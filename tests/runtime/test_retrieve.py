@@ -174,6 +174,12 @@ def test_configuration_errors_exit_2_in_one_line(served, capsys, tmp_path) -> No
         tmp_path / "other", 16, model=ModelRef(family="f" * 64, name="resnet10t", dim=16)
     )
     other.close()
+    good = ["--engine", str(served["model"]), "--index", str(served["gallery"])]
+    from sketchsearch.runtime.model_card import read_onnx_card
+    from sketchsearch.runtime.retriever import model_ref
+
+    Gallery.create(tmp_path / "empty", 16, model=model_ref(read_onnx_card(served["model"]))).close()
+    empty = tmp_path / "empty"
     plan = tmp_path / "model.plan"  # a TensorRT engine without its card (and no TensorRT here)
     plan.write_bytes(b"not an engine")
     cases = [
@@ -182,6 +188,9 @@ def test_configuration_errors_exit_2_in_one_line(served, capsys, tmp_path) -> No
         (["--engine", str(served["model"]), "--index", str(tmp_path / "other")], "rebuild"),
         (["--engine", str(served["split"])], "unknown model type"),
         (["--engine", str(plan)], "sidecar"),
+        (["--engine", str(served["model"]), "--index", str(empty)], "the gallery is empty"),
+        ([*good, "--grid", str(tmp_path / "no" / "g.png")], "not found"),
+        ([*good, "--grid", str(tmp_path / "g.png"), "--explain", "none.ckpt"], "not found"),
     ]
     for args, message in cases:
         code = run(retrieve, [*args, "--query", str(served["q1"])])
