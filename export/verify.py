@@ -102,13 +102,13 @@ def compare(
     max_norm_error = float(np.abs(np.nan_to_num(norms, nan=np.inf) - 1.0).max(initial=0.0))
     if len(cosine) == 0:
         failures.append("no verification image could be read")
-    elif max_norm_error > NORM_TOLERANCE:
+    elif cosine.min() < min_cos:
+        failures.append(f"min cosine {cosine.min():.6f} < {min_cos} ({precision})")
+    if len(cosine) and max_norm_error > NORM_TOLERANCE:
         failures.append(
             f"embeddings are not unit length (|norm - 1| up to {max_norm_error:.4f} > "
             f"{NORM_TOLERANCE}): the gallery and retrieve rely on unit vectors"
         )
-    elif cosine.min() < min_cos:
-        failures.append(f"min cosine {cosine.min():.6f} < {min_cos} ({precision})")
     if min_top1 > 0 and len(cosine) < MIN_RANKING_IMAGES:
         failures.append(
             f"{precision} is checked on a retrieval among the verification images: it needs at "

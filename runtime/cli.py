@@ -111,6 +111,10 @@ def run(command: click.Command, args: list[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         click.echo(f"error: {where}{err.strerror or err}", err=True)
         return int(ExitCode.BAD_INPUT)
+    except click.UsageError as err:  # one line, like every other user error
+        where = err.ctx.command_path if err.ctx is not None else command.name
+        click.echo(f"error: {err.format_message()} (see `{where} --help`)", err=True)
+        return int(ExitCode.USAGE)
     except click.ClickException as err:
         err.show()
         return int(ExitCode.USAGE)

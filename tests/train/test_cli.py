@@ -215,7 +215,7 @@ def test_missing_data_or_split_is_a_usage_error_naming_them(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     err = usage_error(args, capsys)
-    message = next(line for line in err.splitlines() if line.startswith("Error:"))
+    message = next(line for line in err.splitlines() if line.startswith("error:"))
     assert "missing" in message
     for flag in named:
         assert flag in message
