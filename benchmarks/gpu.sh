@@ -111,13 +111,14 @@ ss() { "$PY" -c 'import sys; from sketchsearch.runtime.cli import main; main()' 
 # The split (SPLIT:PART) and data root named by the checkpoint's run folder, one per line.
 run_split() {
     "$PY" -c '
-import sys, yaml, pathlib
-config = pathlib.Path(sys.argv[1]).parent / "config.yaml"
-raw = yaml.safe_load(config.read_text()) if config.is_file() else None
-if not isinstance(raw, dict) or not raw.get("split") or not raw.get("data"):
-    sys.exit(f"{config}: no run config naming split and data")
-print(raw["split"] + ":test")
-print(raw["data"])' "$CHECKPOINT"
+import sys, pathlib
+from sketchsearch.export.images import run_split
+split, data = run_split(pathlib.Path(sys.argv[1]))
+if split is None:
+    config = pathlib.Path(sys.argv[1]).parent / "config.yaml"
+    sys.exit(f"{config}: no run config naming a split and data that exist")
+print(split + ":test")
+print(data)' "$CHECKPOINT"
 }
 
 describe_split() {

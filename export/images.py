@@ -57,7 +57,7 @@ def resolve_images(
         verification = pool[calib_count : calib_count + verify_count] or pool[:verify_count]
         return ExportImages(tuple(pool[:calib_count]), tuple(verification), str(calib_images))
     if calib_split is None:
-        calib_split, data_root = _run_split(checkpoint)
+        calib_split, data_root = run_split(checkpoint)
         if calib_split is None:
             return None
     calibration_part = parse_split_spec(calib_split, data_root, default_part="train")
@@ -77,7 +77,7 @@ def resolve_images(
     )
 
 
-def _run_split(checkpoint: Path) -> tuple[str | None, Path | None]:
+def run_split(checkpoint: Path) -> tuple[str | None, Path | None]:
     config = checkpoint.parent / "config.yaml"
     if not config.is_file():
         return None, None
