@@ -112,7 +112,7 @@ def run(command: click.Command, args: list[str] | None = None) -> int:
         click.echo(f"error: {where}{err.strerror or err}", err=True)
         return int(ExitCode.BAD_INPUT)
     except click.UsageError as err:  # one line, like every other user error
-        where = err.ctx.command_path if err.ctx is not None else command.name
+        where = err.ctx.command_path if err.ctx is not None else (command.name or "sketchsearch")
         click.echo(f"error: {err.format_message()} (see `{where} --help`)", err=True)
         return int(ExitCode.USAGE)
     except click.ClickException as err:

@@ -137,8 +137,10 @@ def _relevance(queries: list[Any], items: list[Any], instance: bool) -> np.ndarr
     if not any(gallery_keys):
         raise UsageError("the gallery's items have no labels to judge relevance by")
     left, right = np.asarray(keys, dtype=object), np.asarray(gallery_keys, dtype=object)
-    known = np.not_equal(left, None)[:, None] & np.not_equal(right, None)[None, :]
-    return np.asarray(left[:, None] == right[None, :], dtype=bool) & known
+    known = np.array([k is not None for k in keys])[:, None]
+    known = known & np.array([k is not None for k in gallery_keys])[None, :]
+    relevant: np.ndarray = np.asarray(left[:, None] == right[None, :], dtype=bool) & known
+    return relevant
 
 
 def _hnsw_scores(
