@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sketchsearch.benchmarks.latency import (
+from sketchsearch.benchmarks.targets import (
     Target,
     close_engine,
     environment,

@@ -165,7 +165,8 @@ def bench(
     Example:
       sketchsearch bench --checkpoint demo-output/run/best.ckpt --out bench/ --threads 2
     """
-    from sketchsearch.benchmarks.latency import parse_ints, parse_providers
+    from sketchsearch.benchmarks.latency import parse_ints
+    from sketchsearch.benchmarks.targets import parse_providers
 
     config = BenchConfig(
         checkpoint=checkpoint,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sketchsearch.benchmarks import accuracy, latency, report
+from sketchsearch.benchmarks import accuracy, latency, report, targets
 from sketchsearch.benchmarks.cli import bench
 from sketchsearch.benchmarks.make_checkpoint import make_checkpoint
 from sketchsearch.export.pipeline import ExportOptions, export_onnx
@@ -99,7 +99,7 @@ def test_latency_json_has_every_column(latency_json: Path) -> None:
 
 def test_latency_reports_unavailable_backends_with_a_reason(latency_json: Path) -> None:
     rows = rows_by_backend(latency_json)
-    assert set(rows) == set(latency.BACKEND_LABELS)  # every backend has a row, runnable or not
+    assert set(rows) == set(targets.BACKEND_LABELS)  # every backend has a row, runnable or not
     gone = ort.get_available_providers()
     expected = {
         "torch-cuda": not _has_cuda(),
