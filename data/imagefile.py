@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sketchsearch.data.errors import ImageDecodeError
+from sketchsearch.data.errors import ImageDecodeError, UsageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -93,6 +93,22 @@ def decode_image(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> np.nd
     if image is None or image.size == 0:
         raise ImageDecodeError(path, f"corrupt {fmt}: the decoder cannot read it")
     return _to_rgb8(image)
+
+
+def image_files(
+    folder: str | os.PathLike[str], option: str, require_any: bool = True
+) -> list[Path]:
+    """Every image file below ``folder`` (by extension), sorted, symlinks as listed;
+    ``option`` names the command-line option in the error for a missing or empty folder."""
+    base = Path(folder)
+    if not base.is_dir():
+        raise UsageError(f"{option} {base}: not a folder")
+    found = sorted(
+        p for p in base.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+    if require_any and not found:
+        raise UsageError(f"{option} {base}: holds no image files")
+    return found
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:

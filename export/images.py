@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.data.imagefile import IMAGE_EXTENSIONS
+from sketchsearch.data.imagefile import image_files
 from sketchsearch.data.split_spec import parse_split_spec
 
 RECOMMENDED_CALIBRATION = 300
@@ -25,14 +25,7 @@ class ExportImages:
 
 
 def folder_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise UsageError(f"--calib-images {folder}: not a folder")
-    found = sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
-    if not found:
-        raise UsageError(f"--calib-images {folder}: holds no image files")
-    return found
+    return image_files(folder, "--calib-images")
 
 
 def resolve_images(

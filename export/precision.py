@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from sketchsearch.data.errors import ImageDecodeError, UsageError
-from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_file
+from sketchsearch.data.errors import UsageError
+from sketchsearch.runtime.pipeline import load_image
+from sketchsearch.runtime.preprocess import PreprocessConfig
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 CALIBRATION_BATCH = 16
@@ -113,12 +114,11 @@ class _Calibration:
     ) -> Iterator[dict[str, np.ndarray]]:
         batch: list[np.ndarray] = []
         for path in images:
-            try:
-                batch.append(preprocess_file(path, config))
-            except (OSError, ImageDecodeError) as err:
-                problem = err.problem if isinstance(err, ImageDecodeError) else err.strerror
-                self.failed.append(f"{path}: {problem or err}")
+            loaded = load_image(path, config)
+            if loaded.image is None:
+                self.failed.append(f"{path}: {loaded.problem}")
                 continue
+            batch.append(loaded.image)
             if len(batch) == CALIBRATION_BATCH:
                 self.batches += 1
                 yield {input_name: np.stack(batch).astype(dtype)}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.data.imagefile import IMAGE_EXTENSIONS
+from sketchsearch.data.imagefile import image_files
 from sketchsearch.export.verify import (
     VerificationError,
     VerificationReport,
@@ -263,12 +263,7 @@ def _attach_timing_cache(builder_config: trt.IBuilderConfig, path: Path | None) 
 
 
 def image_paths(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        raise UsageError(f"--images {directory}: not a folder")
-    paths = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not paths:
-        raise UsageError(f"--images {directory}: holds no image files")
-    return paths
+    return image_files(directory, "--images")
 
 
 def verify_engine(

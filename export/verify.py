@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from sketchsearch.data.errors import ExitCode, ImageDecodeError, SketchsearchError
-from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_file
+from sketchsearch.data.errors import ExitCode, SketchsearchError
+from sketchsearch.runtime.pipeline import load_image
+from sketchsearch.runtime.preprocess import PreprocessConfig
 
 # precision -> (min cosine, top-1 retrieval agreement)
 THRESHOLDS: dict[str, tuple[float, float]] = {
@@ -71,11 +72,11 @@ class VerificationReport:
 def load_images(paths: Sequence[Path], config: PreprocessConfig) -> tuple[np.ndarray, list[str]]:
     arrays, skipped = [], []
     for path in paths:
-        try:
-            arrays.append(preprocess_file(path, config))
-        except (OSError, ImageDecodeError) as err:
-            problem = err.problem if isinstance(err, ImageDecodeError) else err.strerror
-            skipped.append(f"{path}: {problem or err}")
+        loaded = load_image(path, config)
+        if loaded.image is None:
+            skipped.append(f"{path}: {loaded.problem}")
+        else:
+            arrays.append(loaded.image)
     size = config.input_size
     batch = np.stack(arrays) if arrays else np.empty((0, size, size, 3), np.uint8)
     return batch, skipped

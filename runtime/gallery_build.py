@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.data.imagefile import IMAGE_EXTENSIONS
+from sketchsearch.data.imagefile import image_files
 from sketchsearch.data.split_spec import SplitPart
 from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.gallery.items import GalleryItem
@@ -57,13 +57,8 @@ def folder_sources(folder: Path, option: str = "--images") -> list[Source]:
     Paths are taken as listed, not resolved, so a symlink to a file elsewhere is indexed under
     its name in the folder.
     """
-    if not folder.is_dir():
-        raise UsageError(f"{option} {folder}: not a folder")
-    files = sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
     sources = []
-    for file in files:
+    for file in image_files(folder, option, require_any=False):
         rel = file.relative_to(folder).as_posix()
         parts = PurePosixPath(rel).parts
         sources.append(Source(file, rel, parts[0] if len(parts) > 1 else None))
