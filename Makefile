@@ -8,11 +8,13 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # Override to install other builds, e.g. `make test CONSTRAINTS=` on a GPU machine.
 CONSTRAINTS ?= constraints-cpu.txt
-EXTRAS ?= train,export,dev
+EXTRAS ?= train,export,realdata,dev
 DEMO_DIR ?= demo-output
+OPENMOJI_DIR ?= openmoji
+SEED ?= 0
 STAMP := $(VENV)/.sketchsearch-installed
 
-.PHONY: venv venv-gpu demo test lint typecheck pytest clean
+.PHONY: venv venv-gpu demo test lint typecheck pytest clean openmoji openmoji-baselines openmoji-train
 
 venv: $(STAMP)
 
@@ -59,6 +61,32 @@ demo: $(STAMP)
 	@echo "  gallery/, evaluation.json, retrieve.txt and retrieve_grid.png"
 	@echo "try: $(BIN)/retrieve --engine $(DEMO_DIR)/model.onnx --query <image>"
 
+# The real-data benchmark (README: "Real data: the OpenMoji benchmark"): OpenMoji 17.0.0's line
+# drawings (queries) and colour images (gallery), rendered once, and the zero-shot split that
+# holds out the subgroups listed in benchmarks/real/openmoji_heldout.txt.
+$(OPENMOJI_DIR)/data/openmoji-build.json: | $(STAMP)
+	$(PY) -m sketchsearch.benchmarks.real.openmoji --out $(OPENMOJI_DIR)/data --overwrite
+
+$(OPENMOJI_DIR)/split.json: $(OPENMOJI_DIR)/data/openmoji-build.json benchmarks/real/openmoji_heldout.txt
+	$(BIN)/sketchsearch data split $(OPENMOJI_DIR)/data --layout paired --domains sketch,photo \
+		--policy hard --classes-file benchmarks/real/openmoji_heldout.txt --out $@ > /dev/null
+
+openmoji: $(OPENMOJI_DIR)/split.json
+
+openmoji-baselines: openmoji
+	$(PY) -m sketchsearch.benchmarks.real.quality --split $(OPENMOJI_DIR)/split.json \
+		--data $(OPENMOJI_DIR)/data --baseline pixels --baseline edges \
+		--json $(OPENMOJI_DIR)/baselines.json
+
+# Train the zero-shot recipe (configs/zero-shot.yaml) and score it beside every baseline.
+openmoji-train: openmoji
+	$(BIN)/sketchsearch train --config configs/zero-shot.yaml --data $(OPENMOJI_DIR)/data \
+		--split $(OPENMOJI_DIR)/split.json --out $(OPENMOJI_DIR)/run-seed$(SEED) --seed $(SEED)
+	$(PY) -m sketchsearch.benchmarks.real.quality --split $(OPENMOJI_DIR)/split.json \
+		--data $(OPENMOJI_DIR)/data --model $(OPENMOJI_DIR)/run-seed$(SEED)/best.ckpt \
+		--rerank none --rerank aqe --rerank kreciprocal \
+		--json $(OPENMOJI_DIR)/quality-seed$(SEED).json
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -87,4 +115,4 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info
+	rm -rf $(VENV) $(DEMO_DIR) $(OPENMOJI_DIR) build *.egg-info

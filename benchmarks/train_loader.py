@@ -17,6 +17,8 @@ model share the cores, so a real run is slower than either figure alone.
     python benchmarks/train_loader.py --data ROOT --split split.json --model efficientnet_b3a \\
         --img-size 224 --batch-size 32 --workers 0,2,4,8 --batches 30 --steps 10 --device cuda
     python benchmarks/train_loader.py --batches 4 --steps 3 --workers 0,1 --json out.json
+    python benchmarks/train_loader.py --data openmoji/data --split openmoji/split.json \
+        --decode-cache both --pseudo-sketches 1 --stroke-augment   # the cache's gain, side by side
 
 Without ``--data``/``--split`` it writes the demo synthetic set (24 categories x 30 photos x 2
 sketches, 96 px) and its split into a temporary folder, removed afterwards. ``--device cuda``
@@ -31,6 +33,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +139,7 @@ def measure_step(
 
 
 def measure(args: argparse.Namespace, root: Path, split_path: Path) -> dict[str, Any]:
+    caches = {"off": [False], "on": [True], "both": [False, True]}[args.decode_cache]
     config = TrainConfig(
         data=str(root),
         split=str(split_path),
@@ -147,11 +151,23 @@ def measure(args: argparse.Namespace, root: Path, split_path: Path) -> dict[str,
         augment=args.augment,
         workers=0,
         seed=args.seed,
+        pseudo_sketches=args.pseudo_sketches,
+        stroke_augment=args.stroke_augment,
     )
-    split, module, data = prepare(config)
-    data.setup("fit")
+    loader = []
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for cached in caches:
+            run = replace(config, decode_cache=cached, cache_dir=cache_dir)
+            split, module, data = prepare(run)
+            started = time.perf_counter()
+            data.setup("fit")
+            built = time.perf_counter() - started  # the one-off decode into the cache
+            for workers in args.workers:
+                row = measure_loader(data, workers, args.batches)
+                row["decode_cache"] = cached
+                row["cache_build_s"] = round(built, 2) if cached else 0.0
+                loader.append(row)
     assert data.train_set is not None
-    loader = [measure_loader(data, workers, args.batches) for workers in args.workers]
     stream = batches(data, 0)
     loaded = [next(stream) for _ in range(min(args.steps, 4))]
     stream.close()
@@ -160,6 +176,7 @@ def measure(args: argparse.Namespace, root: Path, split_path: Path) -> dict[str,
     for row in loader:
         estimate = estimated_rate(row["samples_per_s"], step["samples_per_s"], row["workers"])
         row["estimated_training_samples_per_s"] = round(estimate, 1)
+        row["estimated_epochs_per_min"] = round(60 * estimate / len(data.train_set), 2)
     return {
         "data": str(root),
         "split": str(split_path),
@@ -194,18 +211,19 @@ def table(figures: dict[str, Any]) -> str:
         f"loss {figures['loss']}, augment {figures['augment']}, device {figures['device']}, "
         f"{figures['torch_threads']} torch threads",
         "",
-        f"  {'stage':<11} {'workers':>7} {'batches':>7} {'samples/s':>10} {'first batch s':>13}"
-        f" {'est. training samples/s':>24}",
+        f"  {'stage':<11} {'cache':>5} {'workers':>7} {'batches':>7} {'samples/s':>10} "
+        f"{'first batch s':>13} {'est. training samples/s':>24} {'est. epochs/min':>15}",
     ]
     for row in figures["loader"]:
         lines.append(
-            f"  {'loader':<11} {row['workers']:>7} {row['batches']:>7} "
-            f"{row['samples_per_s']:>10.1f} {row['first_batch_s']:>13.3f} "
-            f"{row['estimated_training_samples_per_s']:>24.1f}"
+            f"  {'loader':<11} {'on' if row['decode_cache'] else 'off':>5} {row['workers']:>7} "
+            f"{row['batches']:>7} {row['samples_per_s']:>10.1f} {row['first_batch_s']:>13.3f} "
+            f"{row['estimated_training_samples_per_s']:>24.1f} "
+            f"{row['estimated_epochs_per_min']:>15.2f}"
         )
     lines.append(
-        f"  {'train step':<11} {'-':>7} {step['steps']:>7} {step['samples_per_s']:>10.1f} "
-        f"{'-':>13} {'-':>24}"
+        f"  {'train step':<11} {'-':>5} {'-':>7} {step['steps']:>7} "
+        f"{step['samples_per_s']:>10.1f} {'-':>13} {'-':>24} {'-':>15}"
     )
     best = max(figures["loader"], key=lambda row: row["estimated_training_samples_per_s"])
     estimate, workers = best["estimated_training_samples_per_s"], best["workers"]
@@ -250,6 +268,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--decode-cache",
+        choices=("off", "on", "both"),
+        default="off",
+        help="measure the loader without, with, or without and with the decoded-image cache",
+    )
+    parser.add_argument("--pseudo-sketches", type=float, default=0.0)
+    parser.add_argument("--stroke-augment", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if (args.data is None) != (args.split is None):

@@ -25,10 +25,11 @@ def scan_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @click.option(
         "--layout",
-        type=click.Choice(["auto", "sketchy", "generic"]),
+        type=click.Choice(["auto", "sketchy", "generic", "paired"]),
         default="auto",
         show_default=True,
-        help="auto: sketchy when ROOT has photo/ and sketch/ folders.",
+        help="auto: sketchy when ROOT has photo/ and sketch/ folders. paired: generic, and "
+        "files with the same name in both domains are one instance.",
     )
     @click.option(
         "--variant",
@@ -40,7 +41,7 @@ def scan_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "--domains",
         default=None,
         metavar="QUERY,GALLERY",
-        help="Generic layout: the two domain folders (default: both, sorted).",
+        help="Generic/paired layout: the two domain folders (default: both, sorted).",
     )
     @click.option(
         "--verify",

@@ -1,4 +1,9 @@
-"""Reading image collections from disk: the Sketchy layout and a generic two-domain layout.
+"""Reading image collections from disk: the Sketchy layout and generic two-domain layouts.
+
+The ``paired`` layout is the generic one plus instance pairing by file name: a query-domain
+file and a gallery-domain file with the same stem in the same category are one instance (a
+line drawing and the colour image it was drawn from, as in OpenMoji's black/ and color/ sets),
+so soft splits keep a pair together and ``--instance`` evaluation and training work on it.
 
 Scanning reads directory entries only and never opens an image, so it stays fast on trees of
 hundreds of thousands of files; ``verify=True`` adds a full decode of every image. Whatever
@@ -46,7 +51,7 @@ class Collection:
     """The usable items of a data root, plus everything that did not fit."""
 
     root: Path
-    layout: str  # "sketchy" or "generic"
+    layout: str  # "sketchy", "generic" or "paired"
     domains: tuple[str, str]  # (query domain, gallery domain) in the default direction
     items: list[Item]
     categories: tuple[str, ...]  # sorted: label id = position
@@ -86,10 +91,10 @@ def scan(
     chosen = detect_layout(root) if layout == "auto" else layout
     if chosen == "sketchy":
         collection = scan_sketchy(root, variant)
-    elif chosen == "generic":
-        collection = scan_generic(root, domains)
+    elif chosen in ("generic", "paired"):
+        collection = scan_generic(root, domains, paired=chosen == "paired")
     else:
-        raise LayoutError(f"unknown layout {layout!r}: use sketchy, generic or auto")
+        raise LayoutError(f"unknown layout {layout!r}: use sketchy, generic, paired or auto")
     if verify:
         _exclude_undecodable(collection)
     _finish(collection)
@@ -141,8 +146,10 @@ def scan_sketchy(
     return collection
 
 
-def scan_generic(root: str | os.PathLike[str], domains: Sequence[str] | None = None) -> Collection:
-    """``<root>/<domain>/<category>/<file>`` with two domains and no instance pairing."""
+def scan_generic(
+    root: str | os.PathLike[str], domains: Sequence[str] | None = None, paired: bool = False
+) -> Collection:
+    """``<root>/<domain>/<category>/<file>`` with two domains; ``paired`` pairs equal stems."""
     base = Path(root)
     if not base.is_dir():
         raise LayoutError(f"{base}: data root not found or not a directory")
@@ -158,12 +165,11 @@ def scan_generic(root: str | os.PathLike[str], domains: Sequence[str] | None = N
     if missing:
         raise LayoutError(f"{base}: domain folder(s) not found: {', '.join(missing)}")
     query, gallery = chosen
-    collection = Collection(base, "generic", (query, gallery), [], ())
-    per_domain = {}
+    layout = "paired" if paired else "generic"
+    collection = Collection(base, layout, (query, gallery), [], ())
     for domain in (query, gallery):
-        per_domain[domain] = _scan_domain(collection, base / domain, domain)
-        for category, rel, _name in per_domain[domain]:
-            collection.items.append(Item(rel, domain, category, None))
+        for _category, rel, _name in _scan_domain(collection, base / domain, domain):
+            collection.items.append(parse_item(layout, rel))
     return collection
 
 
@@ -177,6 +183,9 @@ def parse_item(layout: str, rel: str) -> Item:
         return Item(rel, domain, category, f"{category}/{photo_id}")
     if layout == "generic" and len(parts) == 3:
         return Item(rel, parts[0], parts[1], None)
+    if layout == "paired" and len(parts) == 3:
+        domain, category, name = parts
+        return Item(rel, domain, category, f"{category}/{os.path.splitext(name)[0]}")
     raise LayoutError(f"{rel}: not a {layout} layout path")
 
 
@@ -251,11 +260,11 @@ def _exclude_undecodable(collection: Collection) -> None:
             kept.append(item)
             continue
         collection.warnings.append(ScanWarning("unreadable-image", item.path, problem))
-        if item.domain == "photo" and item.instance is not None:
+        if item.domain == collection.domains[1] and item.instance is not None:
             bad_instances.add(item.instance)
     final: list[Item] = []
     for item in kept:
-        if item.domain == "sketch" and item.instance in bad_instances:
+        if item.domain == collection.domains[0] and item.instance in bad_instances:
             collection.warnings.append(
                 ScanWarning("orphan-sketch", item.path, "its photo is unreadable")
             )

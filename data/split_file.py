@@ -164,7 +164,7 @@ def load_split(
         root,
         split.layout,
         variant=split.variant or "",
-        domains=split.domains if split.layout == "generic" else None,
+        domains=split.domains if split.layout in ("generic", "paired") else None,
     )
     check_fingerprint(split, collection, str(path))
     return split, collection

@@ -373,6 +373,12 @@ class Gallery:
         with self._lock:
             return {path: sha for path, (_, sha) in self._store.live_by_path(paths).items()}
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of live ``ids`` (as ``search`` returned them), in their order:
+        query-time re-ranking needs its shortlist's vectors without exporting the gallery."""
+        with self._lock:
+            return self._index.vectors(np.asarray(ids, dtype=np.int64).ravel())
+
     def export_vectors(self) -> ExportedVectors:
         with self._lock:
             live = self._store.live_ids()

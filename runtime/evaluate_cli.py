@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from sketchsearch.runtime.retrieve_cli import RERANK_CHOICES
+
 _PATH = click.Path(path_type=Path)
 SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", "recall@10")
 
@@ -27,6 +29,18 @@ SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", 
 @click.option("--threads", type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--ef", type=click.IntRange(min=1), help="HNSW search breadth.")
+@click.option(
+    "--rerank",
+    type=click.Choice(RERANK_CHOICES),
+    default="none",
+    show_default=True,
+    help="Re-rank each query's best --rerank-k results before scoring.",
+)
+@click.option(
+    "--rerank-k",
+    type=click.IntRange(min=1),
+    help="How many of the best results --rerank re-orders (default 100).",
+)
 @click.option("--json", "json_out", type=_PATH, help="Write the report as JSON.")
 def evaluate(
     engine: Path,
@@ -40,6 +54,8 @@ def evaluate(
     threads: int | None,
     batch_size: int,
     ef: int | None,
+    rerank: str,
+    rerank_k: int | None,
     json_out: Path | None,
 ) -> None:
     """Embed a split part's queries, search the gallery, report mAP, P@k and recall@k.
@@ -48,13 +64,17 @@ def evaluate(
     Example:
       sketchsearch evaluate --engine model.onnx --index gallery/ \\
           --split split.json:test --data DATA --json eval.json
+      sketchsearch evaluate --engine model.onnx --index gallery/ \\
+          --split split.json:test --data DATA --rerank kreciprocal --rerank-k 50
     """
     from sketchsearch.data.split_spec import parse_split_spec
     from sketchsearch.gallery.gallery import Gallery
     from sketchsearch.runtime.engines import open_engine
     from sketchsearch.runtime.evaluate import evaluate as run_evaluation
+    from sketchsearch.runtime.rerank import rerank_config
     from sketchsearch.runtime.retriever import model_ref
 
+    reranking = rerank_config(rerank, rerank_k)
     part = parse_split_spec(split_spec, data_root)
     model = open_engine(engine, provider=provider, threads=threads, batch_pipeline=True)
     pair = tuple(direction.split("2")) if direction else None
@@ -68,9 +88,11 @@ def evaluate(
             exact=not no_exact,
             batch_size=batch_size,
             ef=ef,
+            reranking=reranking,
         )
+    reranked = f", re-ranked by {reranking.describe()}" if reranking.active else ""
     click.echo(
-        f"{result.direction}, {result.match} relevance: {result.queries} queries, "
+        f"{result.direction}, {result.match} relevance{reranked}: {result.queries} queries, "
         f"{result.gallery_items} gallery items ({result.seconds['total']:.1f} s)"
     )
     header = f"  {'metric':<10} {'hnsw':>8}" + (f" {'exact':>8}" if result.exact else "")

@@ -18,6 +18,7 @@ import click
 from sketchsearch.data.errors import ExitCode, SketchsearchError
 
 JSON_SCHEMA = "sketchsearch.retrieve/1"
+RERANK_CHOICES = ("none", "aqe", "kreciprocal")  # rerank.RERANK_METHODS, without numpy at start-up
 _PATH = click.Path(path_type=Path)
 
 
@@ -62,6 +63,18 @@ class RetrieveSetupError(SketchsearchError):
     type=float,
     help="Below it a result is 'no confident match' (default: the gallery's recorded one).",
 )
+@click.option(
+    "--rerank",
+    type=click.Choice(RERANK_CHOICES),
+    default="none",
+    show_default=True,
+    help="Re-rank the best --rerank-k results: alpha query expansion or k-reciprocal.",
+)
+@click.option(
+    "--rerank-k",
+    type=click.IntRange(min=1),
+    help="How many of the best results --rerank re-orders (default 100).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def retrieve(
     engine: Path,
@@ -78,6 +91,8 @@ def retrieve(
     threads: int | None,
     ef: int | None,
     min_score: float | None,
+    rerank: str,
+    rerank_k: int | None,
     debug: bool,
 ) -> int:
     """Find the gallery images that match each query image.
@@ -87,6 +102,7 @@ def retrieve(
       retrieve --engine model.onnx --query sketch.png
       retrieve --engine model.onnx --index gallery/ --queries sketches/ -k 5 --json
       retrieve --engine model.plan --query sketch.png --grid results.png
+      retrieve --engine model.onnx --query sketch.png --rerank aqe --rerank-k 50
       sketchsearch data list split.json:test --data DATA --domain sketch \\
           | retrieve --engine model.onnx --queries-from -
 
@@ -102,8 +118,11 @@ def retrieve(
     if grid is not None and not grid.resolve().parent.is_dir():
         raise RetrieveSetupError(f"--grid {grid}: folder {grid.parent} not found")
     try:
+        from sketchsearch.runtime.rerank import rerank_config
+
+        reranking = rerank_config(rerank, rerank_k)
         retriever, paths, gallery_dir = _set_up(
-            engine, index, queries, query_dir, query_list, provider, threads, min_score
+            engine, index, queries, query_dir, query_list, provider, threads, min_score, reranking
         )
     except SketchsearchError as err:
         if debug:
@@ -147,6 +166,7 @@ def _set_up(
     provider: str | None,
     threads: int | None,
     min_score: float | None,
+    reranking: Any,
 ) -> tuple[Any, list[Path], Path]:
     from sketchsearch.data.errors import UsageError
     from sketchsearch.gallery.gallery import Gallery
@@ -174,7 +194,7 @@ def _set_up(
         )
     gallery = Gallery.open(gallery_dir, expected_model=model_ref(model.card))
     try:
-        return Retriever(model, gallery, min_score), paths, gallery_dir
+        return Retriever(model, gallery, min_score, reranking), paths, gallery_dir
     except BaseException:
         gallery.close()
         raise
@@ -218,7 +238,7 @@ def _json_answer(answer: Any, retriever: Any, gallery_dir: Path, k: int) -> dict
         "timings_ms": {
             "decode": round(data["decode_ms"], 3),
             "embed": round(data["embed_ms"], 3),
-            "search": round(data["search_ms"], 3),
+            "search": round(data["search_ms"] + data["rerank_ms"], 3),  # re-ranking included
         },
         "results": data["results"],
     }
@@ -233,7 +253,7 @@ def _table(answers: list[Any], retriever: Any) -> str:
             continue
         lines.append(
             f"{answer.query}  (decode {answer.decode_ms:.1f} ms, embed {answer.embed_ms:.1f} ms, "
-            f"search {answer.search_ms:.2f} ms)"
+            f"search {answer.search_ms:.2f} ms{_rerank_note(answer, retriever)})"
         )
         lines.append(f"  {'rank':>4}  {'score':>6}  {'label':<16} path")
         for match in answer.matches:
@@ -249,6 +269,12 @@ def _table(answers: list[Any], retriever: Any) -> str:
                 f"({threshold.source})"
             )
     return "\n".join(lines)
+
+
+def _rerank_note(answer: Any, retriever: Any) -> str:
+    if not retriever.reranking.active:
+        return ""
+    return f", re-rank {answer.rerank_ms:.2f} ms by {retriever.reranking.describe()}"
 
 
 def main() -> None:

@@ -3,6 +3,12 @@
 A score below the threshold marks a result "no confident match". The threshold is the one
 given explicitly, else the one `sketchsearch analyze roc --write-threshold` recorded in the
 gallery, else none; every answer says which applied.
+
+With a re-ranking (``runtime/rerank.py``), the search fetches the best ``shortlist`` items (at
+least ``k``), re-ranks them with their stored vectors, and returns the top ``k`` of the new
+order. Each result keeps its original cosine ``score``, so thresholds and the "no confident
+match" rule mean the same with or without re-ranking; only the order (``rank``) changes, and
+scores are then no longer sorted. Results beyond the shortlist follow in their original order.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ import numpy as np
 from sketchsearch.data.errors import UsageError
 from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.gallery.manifest import ModelRef
+from sketchsearch.gallery.results import SearchResult
 from sketchsearch.runtime.engine import Engine
 from sketchsearch.runtime.model_card import ModelCard
 from sketchsearch.runtime.pipeline import load_image
+from sketchsearch.runtime.rerank import RerankConfig, rerank
 
 GALLERY_ENV = "SKETCHSEARCH_GALLERY"
 DEFAULTS_FILE = "sketchsearch-galleries.json"  # beside the model files: family → gallery
@@ -58,6 +66,7 @@ class Answer:
     decode_ms: float = 0.0
     embed_ms: float = 0.0
     search_ms: float = 0.0
+    rerank_ms: float = 0.0  # re-ranking the shortlist, fetching its vectors included
     error: str | None = None
 
     @property
@@ -72,7 +81,13 @@ class Threshold:
 
 
 class Retriever:
-    def __init__(self, engine: Engine, gallery: Gallery, min_score: float | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        gallery: Gallery,
+        min_score: float | None = None,
+        reranking: RerankConfig | None = None,
+    ) -> None:
         if not engine.card.embeds("query"):
             raise UsageError(
                 f"{engine.path}: this file holds the gallery encoder of a model with separate "
@@ -85,6 +100,7 @@ class Retriever:
             )
         self.engine = engine
         self.gallery = gallery
+        self.reranking = reranking or RerankConfig()
         if min_score is not None:
             self.threshold = Threshold(float(min_score), "--min-score")
         elif gallery.manifest.threshold is not None:
@@ -133,27 +149,46 @@ class Retriever:
         tick = time.perf_counter()
         vectors = self.engine.embed(images)
         embedded = time.perf_counter()
-        results = self.gallery.search(vectors, k, ef=ef)
+        wanted = max(k, self.reranking.shortlist) if self.reranking.active else k
+        results = self.gallery.search(vectors, wanted, ef=ef)
         searched = time.perf_counter()
+        orders = self._orders(vectors, results)
+        reranked = time.perf_counter()
         share = 1000.0 / len(answers)  # batch timings, split evenly per query
-        threshold = self.threshold.value
-        for answer, result in zip(answers, results, strict=True):
+        for answer, result, order in zip(answers, results, orders, strict=True):
             answer.embed_ms = (embedded - tick) * share
             answer.search_ms = (searched - embedded) * share
+            answer.rerank_ms = (reranked - searched) * share
             answer.matches = [
-                Match(
-                    rank=rank,
-                    id=int(item.id),
-                    path=item.path,
-                    file=str(self._root / item.path) if self._root else None,
-                    label=item.label,
-                    score=float(score),
-                    confident=threshold is None or float(score) >= threshold,
-                )
-                for rank, (item, score) in enumerate(
-                    zip(result.items, result.scores, strict=True), start=1
-                )
+                self._match(rank, result, position)
+                for rank, position in enumerate(order[:k].tolist(), start=1)
             ]
+
+    def _match(self, rank: int, result: SearchResult, position: int) -> Match:
+        item, score = result.items[position], float(result.scores[position])
+        threshold = self.threshold.value
+        return Match(
+            rank=rank,
+            id=int(result.ids[position]),
+            path=item.path,
+            file=str(self._root / item.path) if self._root else None,
+            label=item.label,
+            score=score,
+            confident=threshold is None or score >= threshold,
+        )
+
+    def _orders(self, vectors: np.ndarray, results: list[SearchResult]) -> list[np.ndarray]:
+        """Each result's positions in the order to report: the shortlist re-ranked, then the
+        rest as found (the search returns as many items for every query)."""
+        count = len(results[0].ids)
+        if not self.reranking.active or count == 0:
+            return [np.arange(len(result.ids)) for result in results]
+        top = min(self.reranking.shortlist, count)
+        ids = np.stack([result.ids[:top] for result in results])
+        shortlists = self.gallery.vectors(ids).reshape(len(results), top, -1)
+        reranked = rerank(self.reranking, vectors, shortlists)
+        rest = np.arange(top, count)
+        return [np.concatenate([order, rest]) for order in reranked.order]
 
 
 def record_default_gallery(model: Path, card: ModelCard, gallery: Path) -> Path:

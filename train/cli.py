@@ -21,6 +21,7 @@ from sketchsearch.train.config import (
     AUGMENTATIONS,
     OPTIMIZERS,
     POSITIVES,
+    PSEUDO_SKETCH_METHODS,
     SCHEDULERS,
     TrainConfig,
     read_yaml,
@@ -36,6 +37,7 @@ CHOICES = {
     "scheduler": SCHEDULERS,
     "augment": AUGMENTATIONS,
     "positive": POSITIVES,
+    "pseudo_sketch_method": PSEUDO_SKETCH_METHODS,
 }
 HELP = {
     "data": "Data root (Sketchy or generic layout).",
@@ -54,6 +56,13 @@ HELP = {
     "precision": "Lightning precision (default: 16-mixed on a GPU, 32-true on the CPU).",
     "resume": "Continue from --out/last.ckpt.",
     "baseline": "Also test the untrained architecture, to show what training added.",
+    "pseudo_sketches": "Extra queries per epoch, as a fraction of the gallery images: edge "
+    "drawings of photos (OpenCV), each paired with its photo. 0: off.",
+    "pseudo_sketch_method": "How pseudo-sketches are drawn: xdog or canny.",
+    "stroke_augment": "Query drawings get random stroke thickness, dropped strokes, warps.",
+    "distinct_categories": "Each batch holds one query per category (no false negatives).",
+    "decode_cache": "Decode training images once into a memory-mapped array (faster epochs).",
+    "cache_dir": "Where --decode-cache keeps its arrays (default: <out>/cache).",
 }
 
 

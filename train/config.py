@@ -20,6 +20,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "multistep", "none")
 AUGMENTATIONS = ("none", "basic", "randaugment")
 POSITIVES = ("category", "instance")
+PSEUDO_SKETCH_METHODS = ("xdog", "canny")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class TrainConfig:
     temperature: float = 0.1
     positive: str = "category"
     augment: str = "basic"
+    pseudo_sketches: float = 0.0  # extra queries per epoch: edge drawings of gallery photos
+    pseudo_sketch_method: str = "xdog"
+    stroke_augment: bool = False
+    distinct_categories: bool = False  # one query per category in each batch
+    decode_cache: bool = False  # decode training images once, into a memory-mapped array
+    cache_dir: str | None = None  # default: <out>/cache
     optimizer: str = "adamw"
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -67,6 +74,7 @@ class TrainConfig:
             ("scheduler", SCHEDULERS),
             ("augment", AUGMENTATIONS),
             ("positive", POSITIVES),
+            ("pseudo_sketch_method", PSEUDO_SKETCH_METHODS),
         ):
             if getattr(self, name) not in allowed:
                 raise UsageError(
@@ -90,7 +98,7 @@ class TrainConfig:
         for name in ("lr", "temperature"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise UsageError(f"--{name} {getattr(self, name)}: must be a positive number")
-        for name in ("margin", "weight_decay", "gamma"):
+        for name in ("margin", "weight_decay", "gamma", "pseudo_sketches"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 raise UsageError(f"--{_flag(name)} {getattr(self, name)}: must be at least 0")
         try:

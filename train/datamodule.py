@@ -10,7 +10,9 @@ from torch.utils.data import DataLoader
 from sketchsearch.data.evaluation import Match, evaluation_set
 from sketchsearch.data.split_file import SplitFile
 from sketchsearch.runtime.preprocess import PreprocessConfig
-from sketchsearch.train.triplets import EvalImages, TripletDataset
+from sketchsearch.train.category_batches import DistinctCategoryBatches
+from sketchsearch.train.decode_cache import DecodedImages
+from sketchsearch.train.triplets import EvalImages, QueryOptions, TripletDataset
 
 
 class RetrievalDataModule(L.LightningDataModule):
@@ -28,17 +30,28 @@ class RetrievalDataModule(L.LightningDataModule):
         positive: str,
         seed: int,
         negatives: bool = True,
+        options: QueryOptions | None = None,
+        distinct_categories: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.root, self.split, self.preprocess = root, split, preprocess
         self.batch_size, self.workers = batch_size, workers
         self.augment, self.match, self.seed = augment, Match(positive), seed
         self.negatives = negatives  # decoding negatives no loss uses would waste a third of it
+        self.options, self.distinct_categories = options, distinct_categories
+        self.cache_dir = cache_dir  # None: no decoded-image cache
         self.labels = {name: i for i, name in enumerate(split.categories)}
         self.train_set: TripletDataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
+            cache = None
+            if self.cache_dir is not None:
+                paths = [item.path for item in self.split.part_items("train")]
+                cache = DecodedImages.build(
+                    self.root, paths, self.preprocess.input_size, self.cache_dir
+                )
             self.train_set = TripletDataset(
                 self.root,
                 self.split.part_items("train"),
@@ -49,12 +62,29 @@ class RetrievalDataModule(L.LightningDataModule):
                 self.preprocess.input_size,
                 self.seed,
                 negatives=self.negatives,
+                options=self.options,
+                cache=cache,
             )
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None  # setup() ran: Lightning's contract, not user input
         if self.trainer is not None:
             self.train_set.set_epoch(self.trainer.current_epoch)
+        if self.distinct_categories:
+            if self.trainer is not None and self.trainer.world_size > 1:
+                from sketchsearch.data.errors import UsageError
+
+                raise UsageError("--distinct-categories batches are single-process; drop it")
+            batches = DistinctCategoryBatches(
+                self.train_set.categories(), self.batch_size, self.seed
+            )
+            batches.set_epoch(self.train_set.epoch)
+            return DataLoader(
+                self.train_set,
+                batch_sampler=batches,
+                num_workers=self.workers,
+                worker_init_fn=_one_thread,
+            )
         # A last batch of one image breaks BatchNorm; a set smaller than a batch keeps every item.
         drop_last = len(self.train_set) > self.batch_size
         return DataLoader(

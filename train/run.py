@@ -32,6 +32,7 @@ from sketchsearch.train.datamodule import RetrievalDataModule
 from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig, resolve_model_config
 from sketchsearch.train.optimisation import OptimConfig
 from sketchsearch.train.retrieval_module import MONITOR, RetrievalModule
+from sketchsearch.train.triplets import QueryOptions
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,15 @@ def prepare(config: TrainConfig) -> tuple[SplitFile, RetrievalModule, RetrievalD
         positive=config.positive,
         seed=config.seed,
         negatives=module.loss.needs_negatives,
+        options=QueryOptions(
+            pseudo_sketches=config.pseudo_sketches,
+            pseudo_sketch_method=config.pseudo_sketch_method,
+            stroke_augment=config.stroke_augment,
+        ),
+        distinct_categories=config.distinct_categories,
+        cache_dir=(Path(config.cache_dir or Path(config.out) / "cache"))
+        if config.decode_cache
+        else None,
     )
     return split, module, data
 
@@ -101,6 +111,7 @@ def describe_run(config: TrainConfig, split: SplitFile) -> dict[str, Any]:
     """What export's model card says about the training: classes, split, recipe."""
     recipe = ("model", "loss", "epochs", "batch_size", "optimizer", "lr", "scheduler")
     recipe += ("augment", "positive", "seed", "pretrained", "img_size", "embed_dim")
+    recipe += ("pseudo_sketches", "stroke_augment", "distinct_categories", "temperature")
     training = {name: getattr(config, name) for name in recipe}
     training["weights"] = Path(config.weights).name if config.weights else None
     return {

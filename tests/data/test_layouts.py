@@ -119,6 +119,41 @@ def test_generic_layout(tmp_path: Path) -> None:
     assert chosen.domains == ("query_things", "gallery_things")
 
 
+def test_paired_layout_pairs_equal_names_and_splits_pairs_together(tmp_path: Path) -> None:
+    from sketchsearch.data.evaluation import Match, relevance_matrix
+    from sketchsearch.data.split_file import build_split_file, load_split, save_split
+    from sketchsearch.data.splits import SplitConfig, make_split
+
+    root = tmp_path / "p"
+    for category in ("faces", "tools"):
+        for n in range(6):
+            for domain in ("sketch", "photo"):
+                write_image(root / domain / category / f"E{n}.png", seed=n)
+    write_image(root / "photo" / "tools" / "lonely.png")  # no drawing: an instance of its own
+    generic = scan(root, "generic", domains=["sketch", "photo"])
+    assert all(item.instance is None for item in generic.items)
+    paired = scan(root, "paired", domains=["sketch", "photo"])
+    assert paired.layout == "paired" and not paired.warnings
+    assert {i.instance for i in paired.items if i.path.endswith("E3.png")} == {
+        "faces/E3",
+        "tools/E3",
+    }
+    assert all(parse_item("paired", i.path) == i for i in paired.items)
+    config = SplitConfig(seed=1, fractions=(0.5, 0.25, 0.25))
+    split = build_split_file(paired, config, make_split(paired, config))
+    for part in ("train", "val", "test"):
+        items = split.part_items(part)
+        sketches = {i.instance for i in items if i.domain == "sketch"}
+        photos = {i.instance for i in items if i.domain == "photo"}
+        assert sketches <= photos  # a drawing and its colour image never straddle parts
+    saved = save_split(split, tmp_path / "split.json")
+    reloaded, _ = load_split(saved, root)
+    queries = [i for i in reloaded.part_items("train") if i.domain == "sketch"]
+    gallery = [i for i in reloaded.part_items("train") if i.domain == "photo"]
+    relevance = relevance_matrix(queries, gallery, Match.INSTANCE)
+    assert (relevance.sum(axis=1) == 1).all()  # each drawing finds exactly its own image
+
+
 def test_layout_errors_name_the_folder(tmp_path: Path) -> None:
     with pytest.raises(LayoutError, match="data root not found"):
         scan(tmp_path / "missing")
