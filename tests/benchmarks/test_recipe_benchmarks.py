@@ -1,0 +1,65 @@
+"""The recipe's measurement scripts: the loader with and without the decode cache, and the
+ablation table, run on tiny real data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sketchsearch.benchmarks.real import ablation
+from sketchsearch.data.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_train_loader_measures_the_decode_cache_side_by_side(tiny_run, tmp_path: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    out = tmp_path / "loader.json"
+    args = [sys.executable, str(ROOT / "benchmarks" / "train_loader.py")]
+    args += ["--data", config["data"], "--split", config["split"], "--model", "test_efficientnet"]
+    args += ["--img-size", "32", "--batch-size", "4", "--loss", "infonce=1"]
+    args += ["--workers", "0", "--batches", "2", "--steps", "1", "--warmup", "0"]
+    args += ["--decode-cache", "both", "--pseudo-sketches", "1", "--json", str(out)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(out.read_text())["loader"]
+    assert [row["decode_cache"] for row in rows] == [False, True]
+    assert rows[1]["cache_build_s"] > 0 and rows[0]["cache_build_s"] == 0
+    assert all(row["estimated_epochs_per_min"] > 0 for row in rows)
+    assert "cache" in done.stdout and "est. epochs/min" in done.stdout
+
+
+def test_ablation_rows_become_train_flags_and_a_table(tmp_path: Path) -> None:
+    rows_file = tmp_path / "rows.yaml"
+    rows_file.write_text(
+        "base: {epochs: 2, loss: 'infonce=1'}\n"
+        "rows:\n"
+        "  - {name: base, change: the base}\n"
+        "  - {name: pseudo, change: pseudo-sketches, against: base,\n"
+        "     set: {pseudo_sketches: 1.0, decode_cache: true, stroke_augment: false}}\n"
+    )
+    base, rows = ablation.read_rows(rows_file)
+    assert ablation.arguments({**base, **rows[1].options}) == [
+        "--epochs", "2", "--loss", "infonce=1", "--pseudo-sketches", "1.0",
+        "--decode-cache", "--no-stroke-augment",
+    ]  # fmt: skip
+    records = {}
+    for name, value in (("base", 0.30), ("pseudo", 0.25)):
+        quality = tmp_path / f"{name}.quality.json"
+        model = {"kind": "model", "category_map": value, "instance_recall_at_1": 0.5}
+        model["instance_map"] = 0.6
+        pixels = {"kind": "baseline", "category_map": 0.2}
+        quality.write_text(json.dumps({"rows": [pixels, model]}))
+        records[name] = {"train_seconds": 90, "quality": str(quality)}
+    table = ablation.table(rows, records)
+    assert "| base | the base | 0.3000 | 1.50× |" in table
+    assert "no (-0.0500 vs base)" in table and "1.5 min" in table
+    rows_file.write_text("rows:\n  - {name: a, against: nothing}\n")
+    with pytest.raises(UsageError, match="against"):
+        ablation.read_rows(rows_file)
