@@ -86,12 +86,10 @@ def run_row(
     subprocess.run(command, check=True)
     seconds = time.perf_counter() - start
     quality = out / f"{row.name}.quality.json"
-    subprocess.run(
-        [sys.executable, "-m", "sketchsearch.benchmarks.real.quality", "--split", str(split)]
-        + ["--data", str(data), "--model", str(folder / "best.ckpt"), "--baseline", "pixels"]
-        + ["--baseline", "edges", "--json", str(quality)],
-        check=True,
-    )
+    score = [sys.executable, "-m", "sketchsearch.benchmarks.real.quality", "--split", str(split)]
+    score += ["--data", str(data), "--model", str(folder / "best.ckpt"), "--baseline", "pixels"]
+    score += ["--baseline", "edges", "--json", str(quality)]
+    subprocess.run(score, check=True)
     record = {"options": options, "train_seconds": round(seconds), "quality": str(quality)}
     record_file.write_text(json.dumps(record, indent=1) + "\n")
     return record
