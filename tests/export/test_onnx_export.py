@@ -36,6 +36,9 @@ def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
             output=out / f"model.{precision}.onnx",
             precision=precision,
             calib_count=64,
+            # The tiny model's int8 error sits at the 0.98 verification bar: min-max ranges
+            # reach 0.97998 on some CPUs and pass on others; percentile ranges clear it.
+            calib_method="percentile",
         )
         (result,) = export_onnx(options)
         models[precision] = result.path
