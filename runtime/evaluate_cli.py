@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sketchsearch.runtime.retrieve_cli import RERANK_CHOICES
+from sketchsearch.runtime.retrieve_cli import rerank_options
 
 _PATH = click.Path(path_type=Path)
 SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", "recall@10")
@@ -29,18 +29,7 @@ SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", 
 @click.option("--threads", type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--ef", type=click.IntRange(min=1), help="HNSW search breadth.")
-@click.option(
-    "--rerank",
-    type=click.Choice(RERANK_CHOICES),
-    default="none",
-    show_default=True,
-    help="Re-rank each query's best --rerank-k results before scoring.",
-)
-@click.option(
-    "--rerank-k",
-    type=click.IntRange(min=1),
-    help="How many of the best results --rerank re-orders (default 100).",
-)
+@rerank_options
 @click.option("--json", "json_out", type=_PATH, help="Write the report as JSON.")
 def evaluate(
     engine: Path,

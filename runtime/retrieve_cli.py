@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,6 +20,24 @@ from sketchsearch.data.errors import ExitCode, SketchsearchError
 
 JSON_SCHEMA = "sketchsearch.retrieve/1"
 RERANK_CHOICES = ("none", "aqe", "kreciprocal")  # rerank.RERANK_METHODS, without numpy at start-up
+
+
+def rerank_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--rerank`` and ``--rerank-k``, spelled once for every command that searches."""
+    command = click.option(
+        "--rerank-k",
+        type=click.IntRange(min=1),
+        help="How many of the best results --rerank re-orders (default 100).",
+    )(command)
+    return click.option(
+        "--rerank",
+        type=click.Choice(RERANK_CHOICES),
+        default="none",
+        show_default=True,
+        help="Re-rank the best --rerank-k results: alpha query expansion or k-reciprocal.",
+    )(command)
+
+
 _PATH = click.Path(path_type=Path)
 
 
@@ -63,18 +82,7 @@ class RetrieveSetupError(SketchsearchError):
     type=float,
     help="Below it a result is 'no confident match' (default: the gallery's recorded one).",
 )
-@click.option(
-    "--rerank",
-    type=click.Choice(RERANK_CHOICES),
-    default="none",
-    show_default=True,
-    help="Re-rank the best --rerank-k results: alpha query expansion or k-reciprocal.",
-)
-@click.option(
-    "--rerank-k",
-    type=click.IntRange(min=1),
-    help="How many of the best results --rerank re-orders (default 100).",
-)
+@rerank_options
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def retrieve(
     engine: Path,
