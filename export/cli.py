@@ -1,4 +1,4 @@
-"""`sketchsearch export onnx|verify|tensorrt`: thin commands over the export library."""
+"""`sketchsearch export onnx|verify|lint|tensorrt`: thin commands over the export library."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from sketchsearch.runtime.cli import LazyGroup
 COMMANDS = {
     "onnx": ("sketchsearch.export.cli:onnx_command", "Checkpoint → verified ONNX with a card."),
     "verify": ("sketchsearch.export.cli:verify_command", "Re-check an ONNX file's parity."),
+    "lint": (
+        "sketchsearch.export.cli:lint_command",
+        "Check an ONNX file against TensorRT's parser rules (no GPU needed).",
+    ),
     "tensorrt": (
         "sketchsearch.export.tensorrt_cli:tensorrt",
         "ONNX → TensorRT engine (needs [tensorrt] and a GPU).",
@@ -54,9 +58,11 @@ def _image_options(command: F) -> F:
 @click.option("--calib-count", type=int, default=500, show_default=True)
 @click.option(
     "--calib-method",
-    type=click.Choice(["minmax", "entropy", "percentile"]),
-    default="minmax",
+    type=click.Choice(["auto", "minmax", "entropy", "percentile"]),
+    default="auto",
     show_default=True,
+    help="int8 activation ranges; auto tries minmax and percentile and keeps the one whose "
+    "file agrees best with the checkpoint.",
 )
 @click.option("--verify-count", type=int, default=64, show_default=True)
 @click.option("--simplify/--no-simplify", default=True, show_default=True)
@@ -159,3 +165,34 @@ def verify_command(
     if not report.passed:
         raise VerificationError(f"{model_path}: verification failed: {'; '.join(report.failures)}")
     click.echo("verification passed")
+
+
+@click.command("lint")
+@click.argument("model_path", metavar="MODEL.onnx", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "json_out", is_flag=True, help="Print the report as JSON.")
+def lint_command(model_path: Path, json_out: bool) -> None:
+    """Check MODEL.onnx against TensorRT's ONNX parser rules; exit 3 when a build would fail.
+
+    No GPU or TensorRT is needed: the rules (README, "TensorRT") are read from the parser's
+    sources and operator table. `export onnx` runs the same check on every file it writes.
+
+    \b
+    Example:
+      sketchsearch export lint model.int8.onnx
+    """
+    import json
+
+    from sketchsearch.export.onnx_file import load_model
+    from sketchsearch.export.tensorrt_lint import TensorRTCompatibilityError, lint_model
+
+    report = lint_model(load_model(model_path))
+    if json_out:
+        click.echo(json.dumps(report.to_dict(), indent=1))
+    else:
+        for line in report.lines():
+            click.echo(line)
+        click.echo(f"{model_path}: {report.summary()}")
+    if not report.passed:
+        raise TensorRTCompatibilityError(
+            f"{model_path}: {len(report.errors)} TensorRT parser rule(s) broken"
+        )

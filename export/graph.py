@@ -2,6 +2,12 @@
 
 The cast, the NHWC→NCHW transpose and mean/std normalisation are inside the graph, so a
 runtime only decodes, resizes and crops. The batch axis is dynamic.
+
+The cast to float comes first, before the transpose: TensorRT's ONNX parser allows UINT8 only
+as a network input or output, never as the output of a node (onnx-tensorrt ModelImporter.cpp;
+docs/operators.md, "UINT8 is only supported as network input or output tensor types"), so a
+Transpose on the uint8 image would make every engine build fail. ``export/tensorrt_lint.py``
+checks the written file for this.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ class ServingGraph(nn.Module):
         self.with_logits = with_logits
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        embedding, logits = self.model(images.permute(0, 3, 1, 2), self.domain)
+        pixels = images.float().permute(0, 3, 1, 2)  # cast first: see the module docstring
+        embedding, logits = self.model(pixels, self.domain)
         return (embedding, logits) if self.with_logits else (embedding,)
 
 

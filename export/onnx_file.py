@@ -6,12 +6,23 @@ from pathlib import Path
 
 import onnx
 
-from sketchsearch.data.errors import ExitCode, SketchsearchError
-from sketchsearch.runtime.model_card import CARD_KEY, ModelCard, card_from_metadata
+from sketchsearch.data.errors import ExitCode, SketchsearchError, UsageError
+from sketchsearch.runtime.model_card import CARD_KEY, ModelCard, ModelCardError, card_from_metadata
 
 
 class OnnxCheckError(SketchsearchError):
     exit_code = ExitCode.FAILURE
+
+
+def load_model(path: Path) -> onnx.ModelProto:
+    """Read an ONNX file, or stop with a one-line error (exit 2 missing, 3 not ONNX)."""
+    if not path.is_file():
+        raise UsageError(f"{path}: model file not found")
+    try:
+        return onnx.load(str(path))
+    except Exception as err:  # protobuf's DecodeError and onnx's own errors: not a model
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelCardError(f"{path}: not an ONNX model ({first})") from None
 
 
 def set_card(model: onnx.ModelProto, card: ModelCard) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +21,10 @@ import onnx
 from sketchsearch.data.errors import UsageError
 from sketchsearch.export.graph import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAMES, export_graph
 from sketchsearch.export.images import ExportImages, check_calibration_count, resolve_images
+from sketchsearch.export.int8_calibration import AUTO, CalibrationChoice, choose
 from sketchsearch.export.onnx_file import check_full, set_card, simplify
 from sketchsearch.export.precision import CALIBRATION_BATCH, to_fp16, to_int8
+from sketchsearch.export.tensorrt_lint import LintReport, lint_file
 from sketchsearch.export.verify import (
     VerificationError,
     VerificationReport,
@@ -31,7 +34,7 @@ from sketchsearch.export.verify import (
     torch_embeddings,
     write_report,
 )
-from sketchsearch.runtime.model_card import PRECISIONS, ModelCard, ModelCardError
+from sketchsearch.runtime.model_card import PRECISIONS, ModelCard
 from sketchsearch.train.checkpoint_card import LoadedCheckpoint, load_with_card
 
 
@@ -50,7 +53,7 @@ class ExportOptions:
     calib_split: str | None = None
     data_root: Path | None = None
     calib_count: int = 500
-    calib_method: str = "minmax"
+    calib_method: str = AUTO
     verify_count: int = 64
 
 
@@ -64,7 +67,9 @@ class ExportResult:
     seconds: float
     verification: VerificationReport | None
     report_path: Path | None
+    tensorrt_lint: LintReport
     skipped_calibration: list[str] = field(default_factory=list)
+    calibration: CalibrationChoice | None = None
 
 
 def export_onnx(options: ExportOptions) -> list[ExportResult]:
@@ -124,7 +129,6 @@ def _export_one(
         input_dtype=options.input_dtype,
         output_names=OUTPUT_NAMES if options.with_logits else OUTPUT_NAMES[:1],
     )
-    skipped: list[str] = []
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as scratch:
         fp32 = Path(scratch) / "fp32.onnx"
         export_graph(
@@ -136,16 +140,32 @@ def _export_one(
             opset=options.opset,
             dynamo=options.dynamo,
         )
-        model, before, after = _convert(options, fp32, Path(scratch), card, images, skipped)
+        converted = _convert(options, fp32, Path(scratch), loaded, card, images)
+        model = converted.model
         set_card(model, card)
         staged = Path(scratch) / "final.onnx"
         onnx.save(model, str(staged))
         check_full(staged)
-        report = None
+        lint = lint_file(staged)
         report_path = target.with_name(target.name + ".verify.json")
-        if options.verify and images is not None:
+        if not lint.passed:
+            warnings.warn(
+                f"{target.name}: {lint.summary()}: no TensorRT engine can be built from it "
+                f"(every finding: {report_path})",
+                UserWarning,
+                stacklevel=2,
+            )
+        header = {
+            **_report_header(options, target, card),
+            "tensorrt_lint": lint.to_dict(),
+            "calibration": converted.calibration.to_dict() if converted.calibration else None,
+        }
+        report = None
+        if not (options.verify and images is not None):
+            report_path.write_text(json.dumps({**header, "verified": False}, indent=1) + "\n")
+        else:
             report = verify_file(staged, loaded, card, images.verification, images.source)
-            write_report(report, report_path, _report_header(options, target, card))
+            write_report(report, report_path, {**header, "verified": True})
             if not report.passed:
                 raise VerificationError(
                     f"{target}: verification failed: {'; '.join(report.failures)} (report: "
@@ -155,51 +175,85 @@ def _export_one(
     return ExportResult(
         path=target,
         card=card,
-        nodes=after,
-        nodes_before_simplify=before,
+        nodes=converted.nodes_after,
+        nodes_before_simplify=converted.nodes_before,
         size_bytes=target.stat().st_size,
         seconds=time.perf_counter() - start,
         verification=report,
-        report_path=report_path if report else None,
-        skipped_calibration=skipped,
+        report_path=report_path,
+        tensorrt_lint=lint,
+        skipped_calibration=converted.skipped_calibration,
+        calibration=converted.calibration,
     )
+
+
+@dataclass(frozen=True)
+class _Converted:
+    """The graph in its final precision, before its card is set."""
+
+    model: onnx.ModelProto
+    nodes_before: int
+    nodes_after: int
+    skipped_calibration: list[str] = field(default_factory=list)
+    calibration: CalibrationChoice | None = None
 
 
 def _convert(
     options: ExportOptions,
     fp32: Path,
     scratch: Path,
+    loaded: LoadedCheckpoint,
     card: ModelCard,
     images: ExportImages | None,
-    skipped: list[str],
-) -> tuple[onnx.ModelProto, int, int]:
+) -> _Converted:
     if options.precision == "int8":
         assert images is not None
-        # Simplify first: quantization then sees the graph that will run.
-        base = onnx.load(str(fp32))
-        slim = simplify(base)[0] if options.simplify else base
-        slim_path = scratch / "slim.onnx"
-        onnx.save(slim, str(slim_path))
-        quantized = scratch / "int8.onnx"
-        skipped.extend(
-            to_int8(
-                slim_path,
-                quantized,
-                images.calibration,
-                card.preprocess,
-                card.input_name,
-                card.input_dtype,
-                options.calib_method,
-            )
-        )
-        model = onnx.load(str(quantized))
-        return model, len(model.graph.node), len(model.graph.node)
+        return _quantize(options, fp32, scratch, loaded, card, images)
     model = onnx.load(str(fp32))
     if options.precision == "fp16":
         model = to_fp16(model)
     if not options.simplify:
-        return model, len(model.graph.node), len(model.graph.node)
-    return simplify(model)
+        return _Converted(model, len(model.graph.node), len(model.graph.node))
+    return _Converted(*simplify(model))
+
+
+def _quantize(
+    options: ExportOptions,
+    fp32: Path,
+    scratch: Path,
+    loaded: LoadedCheckpoint,
+    card: ModelCard,
+    images: ExportImages,
+) -> _Converted:
+    """int8 with each candidate calibration method; the one closest to the checkpoint wins."""
+    # Simplify first: quantization then sees the graph that will run.
+    base = onnx.load(str(fp32))
+    slim = simplify(base)[0] if options.simplify else base
+    slim_path = scratch / "slim.onnx"
+    onnx.save(slim, str(slim_path))
+    skipped: list[str] = []
+
+    def quantize(method: str) -> Path:
+        quantized = scratch / f"int8.{method}.onnx"
+        failed = to_int8(
+            slim_path,
+            quantized,
+            images.calibration,
+            card.preprocess,
+            card.input_name,
+            card.input_dtype,
+            method,
+        )
+        skipped[:] = failed  # the same images each time: report them once
+        return quantized
+
+    def score(path: Path) -> VerificationReport:
+        return verify_file(path, loaded, card, images.verification, images.source)
+
+    chosen, calibration = choose(options.calib_method, quantize, score)
+    model = onnx.load(str(chosen))
+    nodes = len(model.graph.node)
+    return _Converted(model, nodes, nodes, skipped, calibration)
 
 
 def verify_file(
@@ -246,15 +300,9 @@ def verify_existing(
     verify_count: int = 64,
 ) -> VerificationReport:
     """Re-verify an exported file against its checkpoint (e.g. after copying it around)."""
-    from sketchsearch.export.onnx_file import get_card
+    from sketchsearch.export.onnx_file import get_card, load_model
 
-    if not model_path.is_file():
-        raise UsageError(f"{model_path}: model file not found")
-    try:
-        model = onnx.load(str(model_path))
-    except Exception as err:  # protobuf's DecodeError and onnx's own errors: not a model
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelCardError(f"{model_path}: not an ONNX model ({first})") from None
+    model = load_model(model_path)
     card = get_card(model, str(model_path))
     loaded = load_with_card(checkpoint, card.precision)
     if loaded.card.checkpoint_sha256 != card.checkpoint_sha256:

@@ -5,10 +5,21 @@ Cast at the input is kept in fp32 (the converter would retype its output without
 ``to`` attribute, which onnxruntime rejects); the converter inserts a cast after it.
 
 int8: onnxruntime's ``quantize_static`` in QDQ format (explicit quantization, the form
-TensorRT ≥ 10 builds int8 engines from), symmetric int8 weights per output channel and int8
-activations whose ranges come from calibration images fed through the runtime's preprocessing.
-The calibration method is MinMax by default (the observed range of every activation over all
-calibration batches); Entropy and Percentile are available.
+TensorRT ≥ 10 builds int8 engines from), with activation ranges from calibration images fed
+through the runtime's preprocessing. The options are the ones TensorRT's ONNX parser accepts
+(``export/tensorrt_lint.py`` checks the result):
+
+- symmetric int8 activations and weights (weights per output channel): TensorRT requires every
+  Q/DQ zero point to be 0 (operators.md: QuantizeLinear "`y_zero_point` must be 0",
+  DequantizeLinear "`x_zero_point` must be zero"; NVIDIA/TensorRT#4698, #2774);
+- no bias quantization: onnxruntime would store biases as INT32 behind a DequantizeLinear,
+  which TensorRT does not take (DequantizeLinear: INT8, FP8, INT4 only); TensorRT fuses the
+  float bias into the int8 convolution itself;
+- the stem (a convolution reading 3 channels) stays in float: TensorRT has no int8 kernel for
+  it (NVIDIA/TensorRT#3640), and the first layer is the most sensitive to quantization anyway.
+
+The calibration method default (``DEFAULT_CALIBRATION``) was chosen by measured accuracy, see
+the README's "int8 calibration" table.
 """
 
 from __future__ import annotations
@@ -26,7 +37,15 @@ from sketchsearch.runtime.pipeline import load_image
 from sketchsearch.runtime.preprocess import PreprocessConfig
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+DEFAULT_CALIBRATION = "percentile"
 CALIBRATION_BATCH = 16
+# What TensorRT's parser accepts: see the module docstring for the source of each.
+TENSORRT_QDQ_OPTIONS = {
+    "ActivationSymmetric": True,
+    "WeightSymmetric": True,
+    "QuantizeBias": False,
+}
+STEM_MAX_CHANNELS = 3
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -48,7 +67,7 @@ def to_int8(
     config: PreprocessConfig,
     input_name: str,
     input_dtype: str,
-    method: str = "minmax",
+    method: str = DEFAULT_CALIBRATION,
 ) -> list[str]:
     """Quantize; returns the calibration images that could not be read (they are skipped)."""
     from onnxruntime.quantization import (
@@ -72,6 +91,7 @@ def to_int8(
         # onnxruntime's recommended pre-processing (shape inference, graph optimisation); its
         # symbolic shape inference trips over torch.export's Expand nodes, ONNX's does not.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        stems = stem_convolutions(onnx.load(str(prepared)))
         try:
             quantize_static(
                 str(prepared),
@@ -82,7 +102,8 @@ def to_int8(
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=methods[method],
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                nodes_to_exclude=stems,
+                extra_options=dict(TENSORRT_QDQ_OPTIONS),
             )
         except ValueError:
             if reader.batches:  # a real quantization error: not ours to reword
@@ -93,6 +114,20 @@ def to_int8(
                 f"{reader.failed[0] if reader.failed else '-'}); pass readable images"
             ) from None
     return reader.failed
+
+
+def stem_convolutions(model: onnx.ModelProto) -> list[str]:
+    """Names of the convolutions that read at most 3 channels (the RGB stem): kept in float."""
+    weights = {tensor.name: tensor for tensor in model.graph.initializer}
+    stems = []
+    for node in model.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        dims = weights[node.input[1]].dims  # [out, in / group, kh, kw]
+        if len(dims) >= 2 and dims[1] * group <= STEM_MAX_CHANNELS:
+            stems.append(node.name)
+    return stems
 
 
 class _Calibration:

@@ -25,7 +25,13 @@ def describe_result(result: ExportResult) -> str:
         lines.append("  verification: skipped (--no-verify)")
     else:
         lines.append(f"  verification passed: {report.describe()}")
-        lines.append(f"  report: {result.report_path}")
+    lines.append(f"  report: {result.report_path}")
+    lint = result.tensorrt_lint
+    mark = "✓" if lint.passed else "x"
+    lines.append(f"  -[{mark}] {lint.summary()}")
+    lines.extend(f"      {line}" for line in lint.lines()[:5])
+    if result.calibration is not None:
+        lines.append(f"  {result.calibration.describe()}")
     if result.skipped_calibration:
         lines.append(f"  {len(result.skipped_calibration)} calibration image(s) unreadable:")
         lines.extend(f"    {line}" for line in result.skipped_calibration[:5])
@@ -42,4 +48,6 @@ def result_dict(result: ExportResult) -> dict[str, Any]:
         "nodes_before_simplify": result.nodes_before_simplify,
         "seconds": round(result.seconds, 3),
         "verification": result.verification.to_dict() if result.verification else None,
+        "tensorrt_lint": result.tensorrt_lint.to_dict(),
+        "calibration": result.calibration.to_dict() if result.calibration else None,
     }

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from sketchsearch.data.errors import UsageError
 from sketchsearch.data.imagefile import image_files
+from sketchsearch.export.onnx_file import load_model
+from sketchsearch.export.tensorrt_lint import LintReport, lint_model, require_compatible
 from sketchsearch.export.verify import (
     VerificationError,
     VerificationReport,
@@ -84,6 +86,7 @@ class TensorRTExportConfig:
     workspace_gb: float | None = None  # None: TensorRT's default (the GPU's memory)
     timing_cache: Path | None = None  # read when it exists, written after the build
     images: Path | None = None  # verification images; None: no verification
+    lint: bool = True  # refuse a graph that breaks a parser rule, before TensorRT is needed
 
     def __post_init__(self) -> None:
         if self.output.suffix not in TENSORRT_SUFFIXES:
@@ -284,6 +287,7 @@ class TensorRTExportReport:
     size_bytes: int
     timing_cache: Path | None
     verification: VerificationReport | None
+    tensorrt_lint: LintReport | None = None
 
     def lines(self) -> list[str]:
         info = self.info
@@ -295,6 +299,8 @@ class TensorRTExportReport:
         ]
         if self.timing_cache is not None:
             lines.append(f"timing cache: {self.timing_cache}")
+        if self.tensorrt_lint is not None:
+            lines.append(f"-[✓] {self.tensorrt_lint.summary()}")
         if self.verification is not None:
             mark = "✓" if self.verification.passed else "x"
             lines.append(f"-[{mark}] against onnxruntime: {self.verification.describe()}")
@@ -310,8 +316,16 @@ class TensorRTExportReport:
 
 
 def export_tensorrt(config: TensorRTExportConfig) -> TensorRTExportReport:
-    """Build, write the sidecar, and verify when images are given."""
+    """Lint, build, write the sidecar, and verify when images are given.
+
+    The lint runs first, before TensorRT is imported: a graph its parser would refuse is
+    refused on any machine, with the rule it breaks, instead of deep in a GPU build's log.
+    """
     images = image_paths(config.images) if config.images is not None else None
+    lint = None
+    if config.lint:
+        lint = lint_model(load_model(config.onnx))
+        require_compatible(lint, config.onnx)
     target = current_target()  # on a machine without TensorRT or a GPU, stop here
     card = read_onnx_card(config.onnx)
     started = time.perf_counter()
@@ -325,5 +339,5 @@ def export_tensorrt(config: TensorRTExportConfig) -> TensorRTExportReport:
             verification = verify_engine(engine, config.onnx, images, str(config.images))
     size = config.output.stat().st_size
     return TensorRTExportReport(
-        config.output, info, seconds, size, config.timing_cache, verification
+        config.output, info, seconds, size, config.timing_cache, verification, lint
     )

@@ -34,6 +34,13 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     help="Compare the engine with onnxruntime on --images.",
 )
 @click.option(
+    "--lint/--no-lint",
+    default=True,
+    show_default=True,
+    help="Check the ONNX file against TensorRT's parser rules first (no GPU needed); "
+    "--no-lint leaves the verdict to the parser itself.",
+)
+@click.option(
     "--images",
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder of real images for --verify (a few dozen are enough).",
@@ -47,10 +54,13 @@ def tensorrt(
     workspace_gb: float | None,
     timing_cache: Path | None,
     verify: bool,
+    lint: bool,
     images: Path | None,
 ) -> None:
     """Build a TensorRT engine from an exported ONNX model, on this machine's GPU.
 
+    The ONNX file is first checked against TensorRT's parser rules (as `sketchsearch export
+    lint` does); a file that breaks one is refused with exit code 3, before TensorRT is needed.
     The engine has the ONNX model's precision (fp32, fp16 or int8) and loads only with the same
     TensorRT version on the same GPU model; its card goes to OUTPUT.json beside it. Needs the
     [tensorrt] extra and an NVIDIA GPU; elsewhere it stops with exit code 2.
@@ -78,6 +88,7 @@ def tensorrt(
         workspace_gb=workspace_gb,
         timing_cache=timing_cache,
         images=images if verify else None,
+        lint=lint,
     )
     report = export_tensorrt(config)
     for line in report.lines():

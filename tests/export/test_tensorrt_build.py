@@ -395,22 +395,37 @@ def test_the_output_name_is_checked_too(
 
 
 @pytest.mark.gpu
-def test_build_verify_and_serve_an_engine_on_the_gpu(tiny: SimpleNamespace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backbone", ["resnet10t", "test_efficientnet"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_build_verify_and_serve_a_real_export_on_the_gpu(
+    real_exports: dict[str, dict[str, Path]],
+    tiny_run: Path,
+    tmp_path: Path,
+    backbone: str,
+    precision: str,
+) -> None:
+    """The files `export onnx` really writes (cast first, symmetric QDQ), not a stand-in."""
     pytest.importorskip("tensorrt", reason="needs TensorRT (the [tensorrt] extra)")
-    pytest.importorskip("cuda.bindings", reason="needs cuda-python >= 12.6.1")
+    pytest.importorskip("cuda.bindings", reason="needs cuda-python (the [tensorrt] extra)")
+    from sketchsearch.data.imagefile import image_files
+    from sketchsearch.export.verify import compare
+    from sketchsearch.runtime.preprocess import preprocess_batch
     from sketchsearch.runtime.tensorrt_engine import TensorRTEngine
 
+    model = real_exports[backbone][precision]
+    images = tiny_run.parent / "data"
     output, cache = tmp_path / "model.plan", tmp_path / "timing.cache"
-    args = ["--onnx", str(tiny.onnx), "--output", str(output), "--images", str(tiny.images)]
+    args = ["--onnx", str(model), "--output", str(output), "--images", str(images)]
     args += ["--min-batch", "1", "--opt-batch", "4", "--max-batch", "16"]
-    assert run(tensorrt, [*args, "--timing-cache", str(cache)]) == 0
+    assert run(tensorrt, [*args, "--timing-cache", str(cache)]) == 0  # built and verified
     assert cache.stat().st_size > 0 and read_sidecar(output).tensorrt is not None
     assert run(tensorrt, [*args, "--timing-cache", str(cache)]) == 0  # the cache is reused
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)  # 40 > 16: three batches
+    card = read_onnx_card(model)
+    batch = preprocess_batch(image_files(images, "--images")[:40], card.preprocess)
     with TensorRTEngine(output) as engine:
         engine.warmup()
-        got = engine.embed(images)
-    expected = OnnxRuntimeEngine(tiny.onnx).embed(images)
-    assert got.dtype == np.float32 and got.shape == (40, 4)
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+        got = engine.embed(batch)  # 40 > 16: three engine batches
+    expected = OnnxRuntimeEngine(model).embed(batch)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    report = compare(expected, got, precision, str(images))
+    assert report.passed, report.failures
