@@ -25,9 +25,15 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[$(EXTRAS)]"
 	touch $@
 
+# What benchmarks/gpu.sh needs: onnxruntime-gpu and a pinned TensorRT + cuda-python pair,
+# `[tensorrt]` for CUDA 12 (driver >= 525.60.13) or TRT_EXTRA=tensorrt-cu13 for CUDA 13 (driver
+# >= 580.65.06). Needs network: TensorRT's libraries download from NVIDIA's index. Then
+# `python -m sketchsearch.runtime.cuda_stack` checks the pair against the driver.
 # onnxruntime-gpu and onnxruntime install the same module and cannot share an environment.
+TRT_EXTRA ?= tensorrt
+NVIDIA_INDEX ?= https://pypi.nvidia.com
 venv-gpu: $(STAMP)
-	$(PY) -m pip install -e ".[gpu]"
+	$(PY) -m pip install --extra-index-url $(NVIDIA_INDEX) -e ".[gpu,$(TRT_EXTRA)]"
 	$(PY) -m pip uninstall --yes onnxruntime
 	$(PY) -m pip install --force-reinstall --no-deps "onnxruntime-gpu>=1.17"
 

@@ -9,19 +9,32 @@
 # TensorRT engine from each and (3) verify it against onnxruntime on real images; (4) build a
 # gallery of the split's photos; (5) latency and accuracy for torch eager (CUDA fp32 and fp16
 # autocast), onnxruntime CUDA and TensorRT EP, and native TensorRT; (6) the combined table in
-# OUT/report.md (+ .json, .png). Needs no network. Defaults: the demo model
-# (demo-output/run/best.ckpt, `make demo`) and its split's test part; OUT=gpu-bench.
+# OUT/report.md (+ .json, .png). Defaults: the demo model (demo-output/run/best.ckpt, `make
+# demo`) and its split's test part; OUT=gpu-bench.
+#
+# A step that fails does not stop the run: a failed export, engine build or verification is
+# a row "failed: <stage>: <the error's last line>" in report.md (a failed gallery, latency or
+# accuracy step too), recorded in OUT/steps.json; each step's output is kept in OUT/logs/.
 #
 # Required: nvidia-smi with a GPU, torch with CUDA, sketchsearch with [train,export]. Optional:
-# onnxruntime-gpu's CUDA/TensorRT providers, tensorrt and cuda-python: without them those rows
-# are reported "unavailable" with the reason, and the rest still runs.
+# onnxruntime-gpu's CUDA/TensorRT providers, and the TensorRT stack (the [tensorrt] or
+# [tensorrt-cu13] extra): without them those rows are reported "unavailable" with the reason.
+# A TensorRT stack that is installed but does not fit the driver or itself (another CUDA
+# major, TensorRT 11, ...) is a mismatch: it stops the run, naming the versions and the fix.
 #
-# --dry-run lists the steps and checks every prerequisite without running anything.
+# --dry-run lists the steps and checks every prerequisite without running anything; for the
+# TensorRT stack (`python -m sketchsearch.runtime.cuda_stack`) that is the driver, the CUDA
+# major, TensorRT and cuda-python against the pinned pairs, and creating a CUDA context.
 # --allow-cpu makes the GPU optional, to check the script itself on a CPU machine: every
 # GPU row then reads "unavailable".
-# Exit codes: 0 done (dry run: nothing required is missing); 2 a required piece is missing (a
-# real run stops at the first one); any other code is that of the step that failed.
-set -euo pipefail
+#
+# Exit codes:
+#   0  the report is written and no step failed (dry run: nothing required is missing)
+#   1  the report is written, but at least one step failed: its rows say "failed: ..."
+#   2  a required piece is missing, the TensorRT stack is mismatched, or bad usage: nothing ran
+#   3  the report itself could not be written (OUT not writable, report.py failed, or a
+#      step's outcome could not be recorded)
+set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-}"
@@ -39,7 +52,7 @@ BATCH_SIZES="1,8,32,64"
 DRY_RUN=0
 PRECISIONS=(fp32 fp16 int8)
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -57,8 +70,10 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-MISSING=()   # required pieces that are absent
-OPTIONAL=()  # optional pieces that are absent: their rows will read "unavailable"
+MISSING=()     # required pieces that are absent
+OPTIONAL=()    # optional pieces that are absent: their rows will read "unavailable"
+MISMATCHED=()  # TensorRT stack checks that found a mismatch: the run stops
+HAS_TENSORRT=0 # the TensorRT stack is usable: engines are built
 
 report() {  # report STATUS NAME DETAIL
     printf '  [%s] %s: %s\n' "$1" "$2" "$3"
@@ -103,6 +118,30 @@ require_gpu() {
     else
         require "$name" "$hint" "$@"
     fi
+}
+
+# The TensorRT stack, one line per check of `python -m sketchsearch.runtime.cuda_stack`
+# ("CHECK STATUS DETAIL"): missing pieces are optional, a mismatch is not. Sets HAS_TENSORRT.
+check_tensorrt_stack() {
+    local output code check status detail
+    output="$("$PY" -m sketchsearch.runtime.cuda_stack 2>&1)"
+    code=$?
+    if [[ $code -ne 0 && $code -ne 2 ]]; then
+        report missing "TensorRT stack check" "${output##*$'\n'} -> make venv"
+        MISSING+=("cuda_stack")
+        return
+    fi
+    while read -r check status detail; do
+        case "$status" in
+            ok|warn) report "$status" "$check" "$detail" ;;
+            mismatch) report mismatch "$check" "$detail"; MISMATCHED+=("$check") ;;
+            *)
+                report "missing, optional" "$check" "$detail -> native TensorRT rows unavailable"
+                OPTIONAL+=("$check")
+                ;;
+        esac
+    done <<< "$output"
+    if [[ $code -eq 0 ]]; then HAS_TENSORRT=1; fi
 }
 
 py() { "$PY" -c "$1"; }
@@ -154,10 +193,8 @@ check_prerequisites() {
         py 'import onnxruntime as o; p = o.get_available_providers(); assert "CUDAExecutionProvider" in p, f"onnxruntime {o.__version__} offers {p}"; print("available")' || true
     optional "onnxruntime TensorrtExecutionProvider" "TensorRT EP rows unavailable; make venv-gpu" \
         py 'import onnxruntime as o; p = o.get_available_providers(); assert "TensorrtExecutionProvider" in p, f"onnxruntime {o.__version__} offers {p}"; print("available")' || true
-    optional tensorrt "no engines are built; native TensorRT rows unavailable; pip install '.[tensorrt]'" \
-        py 'import tensorrt; print(tensorrt.__version__)' || true
-    optional cuda-python "no engines are built; native TensorRT rows unavailable; pip install '.[tensorrt]'" \
-        py 'from cuda.bindings import runtime; print("cuda.bindings importable")' || true
+    echo "TensorRT stack (python -m sketchsearch.runtime.cuda_stack):"
+    check_tensorrt_stack
 }
 
 STEPS=(
@@ -174,32 +211,75 @@ printf '  %s\n' "${STEPS[@]}"
 check_prerequisites
 
 if [[ "$DRY_RUN" -eq 1 ]]; then
-    if [[ ${#MISSING[@]} -gt 0 ]]; then
-        echo "dry run: missing (required): ${MISSING[*]}"
-        [[ ${#OPTIONAL[@]} -eq 0 ]] || echo "dry run: missing (optional): ${OPTIONAL[*]}"
-        exit 2
-    fi
+    [[ ${#MISSING[@]} -eq 0 ]] || echo "dry run: missing (required): ${MISSING[*]}"
+    [[ ${#MISMATCHED[@]} -eq 0 ]] || echo "dry run: TensorRT stack mismatched: ${MISMATCHED[*]}"
     [[ ${#OPTIONAL[@]} -eq 0 ]] || echo "dry run: missing (optional): ${OPTIONAL[*]}"
+    if [[ ${#MISSING[@]} -gt 0 || ${#MISMATCHED[@]} -gt 0 ]]; then exit 2; fi
     echo "dry run: every required piece is present"
     exit 0
 fi
+if [[ ${#MISSING[@]} -gt 0 ]]; then
+    echo "gpu.sh: stopping: ${MISSING[*]} missing" >&2
+    exit 2
+fi
+if [[ ${#MISMATCHED[@]} -gt 0 ]]; then
+    echo "gpu.sh: stopping: the TensorRT stack is mismatched (${MISMATCHED[*]}, see above):" \
+        "install the pair for this driver, or uninstall TensorRT to run without it" >&2
+    exit 2
+fi
 
-has_tensorrt=1
-for piece in tensorrt cuda-python; do
-    if [[ " ${OPTIONAL[*]} " == *" $piece "* ]]; then has_tensorrt=0; fi
-done
 if [[ -z "$SPLIT" || -z "$DATA" ]]; then
     mapfile -t found < <(run_split)
     SPLIT="${found[0]}"
     DATA="${found[1]}"
 fi
-mkdir -p "$OUT"
 SPLIT_FILE="${SPLIT%:*}"
+STEPS_FILE="$OUT/steps.json"
+FAILED=0           # steps that failed: each is a "failed: ..." row
+RECORD_BROKEN=0    # a step's outcome that could not be recorded: the report would be short
+
+# Outputs of an earlier run in OUT must not stand in for this run's missing ones.
+mkdir -p "$OUT/logs" || { echo "gpu.sh: cannot create $OUT" >&2; exit 3; }
+rm -rf "$OUT/gallery" "$STEPS_FILE" "$OUT"/{latency,accuracy}.json "$OUT"/report.{md,json,png}
+for p in "${PRECISIONS[@]}"; do rm -f "$OUT/model.$p".{onnx,plan} "$OUT/model.$p".{onnx,plan}.*; done
+
+# record FILE STAGE PRECISION [--failed-log LOG | --failed-reason TEXT]: one line of steps.json.
+record() {
+    local file="$1" stage="$2" precision="$3"
+    shift 3
+    if [[ $# -gt 0 ]]; then FAILED=$((FAILED + 1)); fi
+    if ! "$PY" "$REPO/benchmarks/steps.py" "$STEPS_FILE" --file "$file" --stage "$stage" \
+        --precision "$precision" "$@"; then
+        echo "gpu.sh: could not record the $stage step of $file in $STEPS_FILE" >&2
+        RECORD_BROKEN=1
+    fi
+}
+
+# step FILE STAGE PRECISION COMMAND...: run one step (output shown and kept in OUT/logs/) and
+# record how it ended. Returns the command's exit status.
+step() {
+    local file="$1" stage="$2" precision="$3" log status
+    shift 3
+    log="$OUT/logs/$stage.$(basename "$file").log"
+    "$@" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    if [[ $status -eq 0 ]]; then
+        record "$file" "$stage" "$precision"
+    else
+        echo "gpu.sh: failed ($stage of $(basename "$file")): $(grep -v '^[[:space:]]*$' "$log" | tail -n 1)" >&2
+        record "$file" "$stage" "$precision" --failed-log "$log"
+    fi
+    return "$status"
+}
 
 echo "== 1. export"
+declare -A EXPORTED=()
 for p in "${PRECISIONS[@]}"; do
-    ss export onnx --checkpoint "$CHECKPOINT" --output "$OUT/model.$p.onnx" --precision "$p" \
-        --calib-split "$SPLIT_FILE:train" --data "$DATA"
+    if step "$OUT/model.$p.onnx" export "$p" ss export onnx --checkpoint "$CHECKPOINT" \
+        --output "$OUT/model.$p.onnx" --precision "$p" --calib-split "$SPLIT_FILE:train" \
+        --data "$DATA"; then
+        EXPORTED[$p]=1
+    fi
 done
 
 echo "== 2-3. TensorRT engines, verified against onnxruntime"
@@ -218,35 +298,58 @@ EOF
 PLANS=()
 for p in "${PRECISIONS[@]}"; do
     PLANS+=(--model "$OUT/model.$p.plan")
-    if [[ "$has_tensorrt" -eq 1 ]]; then
-        ss export tensorrt --onnx "$OUT/model.$p.onnx" --output "$OUT/model.$p.plan" \
-            --timing-cache "$OUT/trt.cache" --images "$OUT/verify-images"
+    if [[ "$HAS_TENSORRT" -eq 0 ]]; then
+        echo "skipped: the TensorRT stack is missing; the TensorRT rows will be unavailable"
+    elif [[ -z "${EXPORTED[$p]:-}" ]]; then
+        record "$OUT/model.$p.plan" engine "$p" --failed-reason "not built: the $p ONNX export failed"
     else
-        echo "skipped: TensorRT or cuda-python is missing; the TensorRT rows will be unavailable"
+        step "$OUT/model.$p.plan" engine "$p" ss export tensorrt --onnx "$OUT/model.$p.onnx" \
+            --output "$OUT/model.$p.plan" --timing-cache "$OUT/trt.cache" \
+            --images "$OUT/verify-images"
     fi
 done
 
 echo "== 4. gallery"
 provider=cpu
 if [[ " ${OPTIONAL[*]} " != *" onnxruntime CUDAExecutionProvider "* ]]; then provider=cuda; fi
-rm -rf "$OUT/gallery"
-ss gallery build --engine "$OUT/model.fp32.onnx" --provider "$provider" --split "$SPLIT" \
-    --data "$DATA" --out "$OUT/gallery" --no-default --quiet
+GALLERY=()
+if [[ -z "${EXPORTED[fp32]:-}" ]]; then
+    record "$OUT/gallery" gallery fp32 --failed-reason "not built: the fp32 ONNX export failed"
+elif step "$OUT/gallery" gallery fp32 ss gallery build --engine "$OUT/model.fp32.onnx" \
+    --provider "$provider" --split "$SPLIT" --data "$DATA" --out "$OUT/gallery" \
+    --no-default --quiet; then
+    GALLERY=(--gallery "$OUT/gallery")
+fi
 
 echo "== 5. latency and accuracy"
 MODELS=(--model "$CHECKPOINT")
 for p in "${PRECISIONS[@]}"; do MODELS+=(--model "$OUT/model.$p.onnx"); done
 MODELS+=("${PLANS[@]}")
-"$PY" "$REPO/benchmarks/latency.py" "${MODELS[@]}" --providers cpu,cuda,tensorrt \
-    --batch-sizes "$BATCH_SIZES" --warmup "$WARMUP" --iters "$ITERS" --gallery "$OUT/gallery" \
-    --json "$OUT/latency.json"
-"$PY" "$REPO/benchmarks/accuracy.py" "${MODELS[@]}" --providers cpu,cuda,tensorrt \
-    --split "$SPLIT" --data "$DATA" --json "$OUT/accuracy.json"
+REPORT_INPUTS=()
+if step "$OUT/latency.json" latency — "$PY" "$REPO/benchmarks/latency.py" "${MODELS[@]}" \
+    --providers cpu,cuda,tensorrt --batch-sizes "$BATCH_SIZES" --warmup "$WARMUP" \
+    --iters "$ITERS" "${GALLERY[@]}" --json "$OUT/latency.json"; then
+    REPORT_INPUTS+=(--latency "$OUT/latency.json")
+fi
+if step "$OUT/accuracy.json" accuracy — "$PY" "$REPO/benchmarks/accuracy.py" "${MODELS[@]}" \
+    --providers cpu,cuda,tensorrt --split "$SPLIT" --data "$DATA" --json "$OUT/accuracy.json"; then
+    REPORT_INPUTS+=(--accuracy "$OUT/accuracy.json")
+fi
 
 echo "== 6. report"
-ANN=()
 latest_ann="$(find "$REPO/benchmarks/results" -name 'ann-*.json' 2>/dev/null | sort | tail -n 1)"
-if [[ -n "$latest_ann" ]]; then ANN=(--ann "$latest_ann"); fi
-"$PY" "$REPO/benchmarks/report.py" --latency "$OUT/latency.json" \
-    --accuracy "$OUT/accuracy.json" "${ANN[@]}" --out "$OUT/report"
+if [[ -n "$latest_ann" ]]; then REPORT_INPUTS+=(--ann "$latest_ann"); fi
+if [[ -f "$STEPS_FILE" ]]; then REPORT_INPUTS+=(--steps "$STEPS_FILE"); fi
+if ! "$PY" "$REPO/benchmarks/report.py" "${REPORT_INPUTS[@]}" --out "$OUT/report"; then
+    echo "gpu.sh: report.py failed: $OUT/report.md is not written" >&2
+    exit 3
+fi
+if [[ "$RECORD_BROKEN" -eq 1 ]]; then
+    echo "gpu.sh: $OUT/report.md may lack a step whose outcome could not be recorded" >&2
+    exit 3
+fi
 echo "report: $OUT/report.md"
+if [[ "$FAILED" -gt 0 ]]; then
+    echo "gpu.sh: $FAILED step(s) failed; their rows in $OUT/report.md say \"failed: ...\"" >&2
+    exit 1
+fi

@@ -6,7 +6,9 @@
 writes ``report.md``, ``report.json`` and ``report.png`` (``--out`` is the common stem). A row
 is one model file on one backend. Status is "ok", "failed: <stage>: reason" (export, latency
 or accuracy broke) or "unavailable: reason" (this machine cannot run it); a row that did not
-measure something shows "—" there, never a number from elsewhere.
+measure something shows "—" there, never a number from elsewhere. ``--steps`` (gpu.sh's
+steps.json, see ``steps.py``) adds each failed step to the rows of its file, or as a row of
+its own, so that no failure is left out.
 """
 
 from __future__ import annotations
@@ -57,9 +59,10 @@ def combine_row(
     export: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One table row (raw values) from whichever of the three results exist for it."""
+    stage = (export or {}).get("stage", "export")  # a gpu.sh step names its own stage
     parts = {
         name: row
-        for name, row in (("export", export), ("latency", latency), ("accuracy", accuracy))
+        for name, row in ((stage, export), ("latency", latency), ("accuracy", accuracy))
         if row is not None
     }
     base = latency or accuracy or export or {}
@@ -94,19 +97,29 @@ def combine(
     latency: dict[str, Any] | None,
     accuracy: dict[str, Any] | None,
     exports: dict[str, Any] | None = None,
+    steps: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows in latency order, then rows only accuracy has, then exports that never landed."""
+    """Rows in latency order, then rows only accuracy has, then exports or steps that never
+    landed (a failed gallery, latency or accuracy step is a row of its own)."""
 
     def key(row: dict[str, Any]) -> str:
         return f"{row['file']}:{row['backend']}"
 
     lat = {key(r): r for r in (latency or {}).get("rows", [])}
     acc = {key(r): r for r in (accuracy or {}).get("rows", [])}
-    exp = {e["file"]: e for e in (exports or {}).get("exports", [])}
+    entries = [*(exports or {}).get("exports", []), *(steps or {}).get("steps", [])]
+    exp: dict[str, dict[str, Any]] = {}
+    for entry in entries:  # one per file; a failed one wins over an ok one
+        if entry["status"] != "ok" or entry["file"] not in exp:
+            exp[entry["file"]] = entry
     rows = [combine_row(lat.get(k), acc.get(k), exp.get(k.split(":")[0])) for k in lat]
     rows += [combine_row(None, acc[k], exp.get(k.split(":")[0])) for k in acc if k not in lat]
     seen = {r["file"] for r in rows}
-    rows += [combine_row(None, None, e) for name, e in exp.items() if name not in seen]
+    rows += [
+        combine_row(None, None, e)
+        for name, e in exp.items()
+        if name not in seen and e["status"] != "ok"  # a step that worked needs no row
+    ]
     return rows
 
 
@@ -230,7 +243,8 @@ def plot(rows: list[dict[str, Any]], ann: dict[str, Any] | None, out: Path) -> P
     if sizes:
         left.set_xticks(sizes)
     left.set_title("Embedding latency")
-    left.legend(fontsize=7)
+    if sizes:  # a report of failed steps alone has no latency to label
+        left.legend(fontsize=7)
     for run in (ann or {}).get("runs", []):
         sweep = run["ef_sweep"]
         right.plot(
@@ -258,11 +272,15 @@ def build_report(
     out: Path,
     ann: dict[str, Any] | None = None,
     exports: dict[str, Any] | None = None,
+    steps: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write ``<out>.md``, ``<out>.json`` and ``<out>.png``; returns their paths."""
-    if latency is None and accuracy is None:
-        raise ValueError("need at least one of the latency and accuracy results")
-    rows = combine(latency, accuracy, exports)
+    """Write ``<out>.md``, ``<out>.json`` and ``<out>.png``; returns their paths.
+
+    With steps alone (latency and accuracy both failed) the table holds the failed steps.
+    """
+    if latency is None and accuracy is None and not (steps or {}).get("steps"):
+        raise ValueError("need at least one of the latency, accuracy and steps results")
+    rows = combine(latency, accuracy, exports, steps)
     paths = {kind: out.with_name(f"{out.name}.{kind}") for kind in ("md", "json", "png")}
     plot(rows, ann, paths["png"])
     paths["md"].write_text(markdown(rows, latency, accuracy, paths["png"]))
@@ -290,13 +308,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--accuracy", type=Path, help="accuracy.py --json output")
     parser.add_argument("--ann", type=Path, help="ann.py --json output (recall-vs-QPS plot)")
     parser.add_argument("--exports", type=Path, help="exports.json written by `bench`")
+    parser.add_argument("--steps", type=Path, help="steps.json written by gpu.sh (steps.py)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="Output stem.")
     args = parser.parse_args(argv)
-    if args.latency is None and args.accuracy is None:
-        parser.error("pass --latency and/or --accuracy")
-    paths = build_report(
-        _load(args.latency), _load(args.accuracy), args.out, _load(args.ann), _load(args.exports)
-    )
+    if args.latency is None and args.accuracy is None and args.steps is None:
+        parser.error("pass --latency, --accuracy and/or --steps")
+    loaded = [_load(p) for p in (args.latency, args.accuracy, args.ann, args.exports, args.steps)]
+    paths = build_report(loaded[0], loaded[1], args.out, *loaded[2:])
     print(paths["md"].read_text())
     return paths
 

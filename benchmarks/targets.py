@@ -13,6 +13,7 @@ from typing import Any
 
 from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.data.errors import SketchsearchError, UsageError
+from sketchsearch.runtime.cuda_probe import probe_distributions, tensorrt_install
 from sketchsearch.runtime.engine import (
     ONNX_SUFFIXES,
     TENSORRT_SUFFIXES,
@@ -140,11 +141,13 @@ def environment(threads: int | None) -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    for name in ("tensorrt", "hnswlib"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    try:
+        versions["hnswlib"] = metadata.version("hnswlib")
+    except metadata.PackageNotFoundError:
+        versions["hnswlib"] = "not installed"
+    # The pinned extras install tensorrt-cu12/-cu13 without the bare `tensorrt` distribution.
+    trt = tensorrt_install(probe_distributions())
+    versions["tensorrt"] = f"{trt.version} ({trt.distribution})" if trt else "not installed"
     import onnxruntime
 
     gpu = "none"

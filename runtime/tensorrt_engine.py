@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sketchsearch.runtime.cuda_stack import diagnose_briefly, explain_import_failure
 from sketchsearch.runtime.engine import BackendUnavailableError, EngineError, check_batch
 from sketchsearch.runtime.model_card import (
     ModelCard,
@@ -143,24 +144,28 @@ def check_io(tensors: Sequence[TensorSpec], card: ModelCard, source: Path) -> No
 
 
 def require_tensorrt() -> None:
-    """Import TensorRT once, or stop with the install command (exit code 2)."""
+    """Import TensorRT once, or stop with what is wrong and the fix (exit code 2).
+
+    A TensorRT that is installed but cannot be loaded is most often one built for another
+    CUDA major than the driver or cuda-python: ``cuda_stack`` names the versions it finds.
+    """
     try:
         import tensorrt  # noqa: F401
-    except ImportError:
-        raise BackendUnavailableError(f"TensorRT is not installed: {INSTALL_HINT}") from None
-    except OSError as err:  # the wheel is there but libnvinfer cannot be loaded
+    except (ImportError, OSError) as err:  # OSError: the wheel is there, its libraries are not
+        reason = explain_import_failure("tensorrt", err)
         raise BackendUnavailableError(
-            f"TensorRT cannot be loaded ({err}): {INSTALL_HINT}"
+            reason or f"TensorRT is not installed: {INSTALL_HINT}"
         ) from None
 
 
 def cuda_runtime() -> Any:
-    """cuda-python's runtime API (untyped), or stop with the install command."""
+    """cuda-python's runtime API (untyped), or stop with what is wrong and the fix."""
     try:
         from cuda.bindings import runtime
-    except ImportError:
+    except (ImportError, OSError) as err:
+        reason = explain_import_failure("cuda.bindings", err)
         raise BackendUnavailableError(
-            f"cuda-python >= 12.6.1 (cuda.bindings) is not installed: {INSTALL_HINT}"
+            reason or f"cuda-python >= 12.6.1 (cuda.bindings) is not installed: {INSTALL_HINT}"
         ) from None
     return runtime
 
@@ -184,7 +189,8 @@ def current_target() -> TensorRTTarget:
     if error != cudart.cudaError_t.cudaSuccess or count == 0:
         reason = "no device" if error == cudart.cudaError_t.cudaSuccess else error
         raise BackendUnavailableError(
-            f"no usable NVIDIA GPU ({getattr(reason, 'name', reason)}): {INSTALL_HINT}"
+            f"no usable NVIDIA GPU ({getattr(reason, 'name', reason)}): "
+            f"{diagnose_briefly() or INSTALL_HINT}"
         )
     device = cuda_call(cudart.cudaGetDevice(), "cudaGetDevice")
     props = cuda_call(cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")

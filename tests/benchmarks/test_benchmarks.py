@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,10 +15,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sketchsearch.benchmarks import accuracy, latency, report, targets
+from sketchsearch.benchmarks import accuracy, latency, report, steps, targets
 from sketchsearch.benchmarks.cli import bench
 from sketchsearch.benchmarks.make_checkpoint import make_checkpoint
 from sketchsearch.export.pipeline import ExportOptions, export_onnx
+from sketchsearch.runtime.cuda_probe import probe_driver
 
 REPO = Path(__file__).resolve().parents[2]
 ANN = sorted((REPO / "benchmarks" / "results").glob("ann-*.json"))
@@ -170,6 +172,30 @@ def test_a_failed_export_is_a_failed_row() -> None:
     assert report.cells(row)[3] == "failed: export: bad" and report.cells(row)[5] == "—"
 
 
+def test_failed_steps_become_rows_and_steps_that_worked_add_none(tmp_path: Path) -> None:
+    log = tmp_path / "engine.log"
+    log.write_text("[I] building\nerror: verification failed: cosine 0.91 < 0.999\n\n")
+    path = tmp_path / "steps.json"
+    engine = ["--file", "model.fp16.plan", "--stage", "engine", "--precision", "fp16"]
+    steps.main([str(path), *engine, "--failed-log", str(log)])
+    steps.main([str(path), "--file", "gallery", "--stage", "gallery"])
+    steps.main(
+        [str(path), "--file", "accuracy.json", "--stage", "accuracy", "--failed-reason", "x"]
+    )
+    recorded = json.loads(path.read_text())
+    assert [e["status"] for e in recorded["steps"]] == ["failed", "ok", "failed"]
+    row: dict[str, Any] = {"file": "model.fp16.plan", "backend": "tensorrt", "precision": "fp16"}
+    row |= {"backend_label": "TensorRT", "file_size_mb": None, "status": "unavailable"}
+    row |= {"reason": "TensorRT is not installed"}
+    rows = report.combine({"rows": [row]}, None, None, recorded)
+    assert [(r["file"], r["status"], r["reason"]) for r in rows] == [
+        ("model.fp16.plan", "failed", "engine: verification failed: cosine 0.91 < 0.999"),
+        ("accuracy.json", "failed", "accuracy: x"),  # no row of its own to join: one is added
+    ]
+    paths = report.build_report(None, None, tmp_path / "report", steps=recorded)  # steps alone
+    assert "| `accuracy.json` | accuracy.py | — | failed: accuracy: x |" in paths["md"].read_text()
+
+
 def test_bench_command_runs_the_whole_chain(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     args = ["--checkpoint", str(tiny_run / "best.ckpt"), "--out", str(out)]
@@ -220,6 +246,13 @@ def test_gpu_script_dry_run_reports_what_is_missing(tiny_run: Path) -> None:
     assert ("[missing] torch.cuda" in out) == (not _has_cuda())
     if not _has_tensorrt():
         assert "[missing, optional] tensorrt" in out
+    # The TensorRT stack is checked against the pins by cuda_stack, one line per check.
+    stack = out.split("TensorRT stack (python -m sketchsearch.runtime.cuda_stack):\n", 1)[1]
+    names = [line.split("] ", 1)[1].split(":", 1)[0] for line in stack.splitlines()[:5]]
+    assert names == ["driver", "cuda-major", "tensorrt", "cuda-python", "context"]
+    if probe_driver().cuda is None:
+        assert "[missing, optional] driver: no NVIDIA driver (libcuda.so.1" in stack
+    assert "mismatch" not in out
 
 
 def test_gpu_script_refuses_unknown_options() -> None:
@@ -230,3 +263,54 @@ def test_gpu_script_refuses_unknown_options() -> None:
         check=False,
     )
     assert done.returncode == 2 and "unknown option --frobnicate" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A split whose train part (6 photos, 6 sketches) is below int8 calibration's one batch
+    of 16 images: the int8 export refuses it, for real, and every other step can run."""
+    from sketchsearch.data.layouts import scan
+    from sketchsearch.data.split_file import build_split_file, save_split
+    from sketchsearch.data.splits import SplitConfig, make_split
+    from sketchsearch.data.synth import SynthConfig, generate
+
+    folder = tmp_path_factory.mktemp("small-split")
+    synth = SynthConfig(categories=3, photos_per_category=4, sketches_per_photo=1, size=48, seed=7)
+    generate(folder / "data", synth)
+    collection = scan(folder / "data")
+    config = SplitConfig(seed=0, fractions=(0.5, 0.25, 0.25))
+    split = build_split_file(collection, config, make_split(collection, config))
+    return save_split(split, folder / "split.json"), folder / "data"
+
+
+@pytest.mark.slow
+def test_gpu_script_reports_a_failed_step_as_a_row_and_exits_1(
+    tiny_run: Path, small_split: tuple[Path, Path], tmp_path: Path
+) -> None:
+    split, data = small_split
+    out = tmp_path / "gpu-bench"
+    args = ["--allow-cpu", "--checkpoint", str(tiny_run / "best.ckpt"), "--out", str(out)]
+    args += ["--split", f"{split}:test", "--data", str(data)]
+    args += ["--batch-sizes", "1", "--warmup", "0", "--iters", "2"]
+    done = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu.sh"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-4000:]
+    text = (out / "report.md").read_text()
+    failed = "failed: export: int8 calibration needs at least one batch of images (16)"
+    for backend in ("onnxruntime CPU", "onnxruntime CUDA", "onnxruntime TensorRT EP"):
+        assert f"| `model.int8.onnx` | {backend} | int8 | {failed}" in text
+    for precision in ("fp32", "fp16"):  # the other rows are all there
+        assert f"| `model.{precision}.onnx` | onnxruntime CPU | {precision} | ok |" in text
+        assert f"| `model.{precision}.plan` | TensorRT | {precision} |" in text
+    assert "| `best.ckpt` | torch eager (CPU) | fp32 | ok |" in text
+    steps = json.loads((out / "steps.json").read_text())["steps"]
+    outcome = {(s["file"], s["status"]) for s in steps}
+    assert ("model.int8.onnx", "failed") in outcome and ("gallery", "ok") in outcome
+    assert {("latency.json", "ok"), ("accuracy.json", "ok")} <= outcome
+    if not _has_tensorrt():  # with TensorRT, the int8 engine is a second failed step
+        assert "gpu.sh: 1 step(s) failed" in done.stderr
