@@ -25,15 +25,21 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[$(EXTRAS)]"
 	touch $@
 
-# What benchmarks/gpu.sh needs: onnxruntime-gpu and a pinned TensorRT + cuda-python pair,
-# `[tensorrt]` for CUDA 12 (driver >= 525.60.13) or TRT_EXTRA=tensorrt-cu13 for CUDA 13 (driver
-# >= 580.65.06). Needs network: TensorRT's libraries download from NVIDIA's index. Then
+# What benchmarks/gpu.sh needs: onnxruntime-gpu and a pinned TensorRT + cuda-python pair.
+# The default, TRT_EXTRA=tensorrt-cu13 (CUDA 13, driver >= 580.65.06), is the pair that fits
+# the torch in $(CONSTRAINTS): torch 2.14.1 is a CUDA 13 build that requires
+# cuda-bindings>=13.0.3,<14, and it is installed under the same constraints, so pip keeps it.
+# TRT_EXTRA=tensorrt (CUDA 12, driver >= 525.60.13, cuda-python<13) needs a CUDA 12 torch:
+# install a cu12 torch first, then `make venv-gpu CONSTRAINTS= TRT_EXTRA=tensorrt`.
+# tests/test_gpu_pins.py checks the default against the pinned torch. Needs network:
+# TensorRT's libraries download from NVIDIA's index. Then
 # `python -m sketchsearch.runtime.cuda_stack` checks the pair against the driver.
 # onnxruntime-gpu and onnxruntime install the same module and cannot share an environment.
-TRT_EXTRA ?= tensorrt
+TRT_EXTRA ?= tensorrt-cu13
 NVIDIA_INDEX ?= https://pypi.nvidia.com
 venv-gpu: $(STAMP)
-	$(PY) -m pip install --extra-index-url $(NVIDIA_INDEX) -e ".[gpu,$(TRT_EXTRA)]"
+	$(PY) -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) --extra-index-url $(NVIDIA_INDEX) \
+		-e ".[gpu,$(TRT_EXTRA)]"
 	$(PY) -m pip uninstall --yes onnxruntime
 	$(PY) -m pip install --force-reinstall --no-deps "onnxruntime-gpu>=1.17"
 

@@ -13,12 +13,15 @@
 # demo`) and its split's test part; OUT=gpu-bench.
 #
 # A step that fails does not stop the run: a failed export, engine build or verification is
-# a row "failed: <stage>: <the error's last line>" in report.md (a failed gallery, latency or
-# accuracy step too), recorded in OUT/steps.json; each step's output is kept in OUT/logs/.
+# a row "failed: <stage>: <the error's last line>" in report.md (a failed verify-images,
+# gallery, latency or accuracy step too), recorded in OUT/steps.json; each step's output is
+# kept in OUT/logs/.
 #
 # Required: nvidia-smi with a GPU, torch with CUDA, sketchsearch with [train,export]. Optional:
 # onnxruntime-gpu's CUDA/TensorRT providers, and the TensorRT stack (the [tensorrt] or
 # [tensorrt-cu13] extra): without them those rows are reported "unavailable" with the reason.
+# So is a TensorRT stack check that crashes (e.g. a segfault creating the CUDA context): the
+# native TensorRT rows read "unavailable: cuda_stack check crashed with exit N: ...".
 # A TensorRT stack that is installed but does not fit the driver or itself (another CUDA
 # major, TensorRT 11, ...) is a mismatch: it stops the run, naming the versions and the fix.
 #
@@ -29,11 +32,13 @@
 # GPU row then reads "unavailable".
 #
 # Exit codes:
-#   0  the report is written and no step failed (dry run: nothing required is missing)
-#   1  the report is written, but at least one step failed: its rows say "failed: ..."
-#   2  a required piece is missing, the TensorRT stack is mismatched, or bad usage: nothing ran
-#   3  the report itself could not be written (OUT not writable, report.py failed, or a
-#      step's outcome could not be recorded)
+#   0  OUT/report.md is written, every step succeeded and its outcome is recorded (dry run:
+#      every required piece is present and the TensorRT stack is not mismatched)
+#   1  OUT/report.md is written, but at least one step failed (its rows read "failed: ...")
+#      or a step's outcome could not be recorded in OUT/steps.json (report.md says which)
+#   2  nothing ran: a required piece is missing, the TensorRT stack is mismatched, or bad
+#      usage (an unknown option, or an option without its value)
+#   3  OUT/report.md could not be written: OUT could not be created, or report.py failed
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,17 +59,25 @@ PRECISIONS=(fp32 fp16 int8)
 
 usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
+# needs_value OPTION ARGC: an option that takes a value must have one (else `set -u` exits 127).
+needs_value() {
+    if [[ "$2" -lt 2 ]]; then
+        echo "gpu.sh: $1 needs a value (see --help)" >&2
+        exit 2
+    fi
+}
+
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dry-run) DRY_RUN=1; shift ;;
-        --checkpoint) CHECKPOINT="$2"; shift 2 ;;
-        --split) SPLIT="$2"; shift 2 ;;
-        --data) DATA="$2"; shift 2 ;;
-        --out) OUT="$2"; shift 2 ;;
-        --warmup) WARMUP="$2"; shift 2 ;;
-        --iters) ITERS="$2"; shift 2 ;;
+        --checkpoint) needs_value "$1" $#; CHECKPOINT="$2"; shift 2 ;;
+        --split) needs_value "$1" $#; SPLIT="$2"; shift 2 ;;
+        --data) needs_value "$1" $#; DATA="$2"; shift 2 ;;
+        --out) needs_value "$1" $#; OUT="$2"; shift 2 ;;
+        --warmup) needs_value "$1" $#; WARMUP="$2"; shift 2 ;;
+        --iters) needs_value "$1" $#; ITERS="$2"; shift 2 ;;
         --allow-cpu) ALLOW_CPU=1; shift ;;
-        --batch-sizes) BATCH_SIZES="$2"; shift 2 ;;
+        --batch-sizes) needs_value "$1" $#; BATCH_SIZES="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "gpu.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -74,6 +87,7 @@ MISSING=()     # required pieces that are absent
 OPTIONAL=()    # optional pieces that are absent: their rows will read "unavailable"
 MISMATCHED=()  # TensorRT stack checks that found a mismatch: the run stops
 HAS_TENSORRT=0 # the TensorRT stack is usable: engines are built
+TRT_CRASH=""   # why the TensorRT stack check crashed: the native TensorRT rows are not run
 
 report() {  # report STATUS NAME DETAIL
     printf '  [%s] %s: %s\n' "$1" "$2" "$3"
@@ -122,13 +136,22 @@ require_gpu() {
 
 # The TensorRT stack, one line per check of `python -m sketchsearch.runtime.cuda_stack`
 # ("CHECK STATUS DETAIL"): missing pieces are optional, a mismatch is not. Sets HAS_TENSORRT.
+# A check that crashes (exit neither 0 nor 2, e.g. a segfault creating the CUDA context) says
+# nothing about the stack: it is optional too, and sets TRT_CRASH to the reason.
 check_tensorrt_stack() {
-    local output code check status detail
+    local output code check status detail last
     output="$("$PY" -m sketchsearch.runtime.cuda_stack 2>&1)"
     code=$?
     if [[ $code -ne 0 && $code -ne 2 ]]; then
-        report missing "TensorRT stack check" "${output##*$'\n'} -> make venv"
-        MISSING+=("cuda_stack")
+        last="$(grep -v '^[[:space:]]*$' <<< "$output" | tail -n 1)"
+        if [[ -z "$last" ]]; then
+            last="no output"
+            if [[ $code -gt 128 ]]; then last+=" (killed by SIG$(kill -l $((code - 128))))"; fi
+        fi
+        TRT_CRASH="cuda_stack check crashed with exit $code: $last"
+        report "missing, optional" "TensorRT stack check" \
+            "$TRT_CRASH -> native TensorRT rows unavailable"
+        OPTIONAL+=("cuda_stack")
         return
     fi
     while read -r check status detail; do
@@ -236,22 +259,27 @@ fi
 SPLIT_FILE="${SPLIT%:*}"
 STEPS_FILE="$OUT/steps.json"
 FAILED=0           # steps that failed: each is a "failed: ..." row
-RECORD_BROKEN=0    # a step's outcome that could not be recorded: the report would be short
+UNRECORDED=()      # steps whose outcome could not be recorded: report.md notes each
 
 # Outputs of an earlier run in OUT must not stand in for this run's missing ones.
 mkdir -p "$OUT/logs" || { echo "gpu.sh: cannot create $OUT" >&2; exit 3; }
 rm -rf "$OUT/gallery" "$STEPS_FILE" "$OUT"/{latency,accuracy}.json "$OUT"/report.{md,json,png}
 for p in "${PRECISIONS[@]}"; do rm -f "$OUT/model.$p".{onnx,plan} "$OUT/model.$p".{onnx,plan}.*; done
 
-# record FILE STAGE PRECISION [--failed-log LOG | --failed-reason TEXT]: one line of steps.json.
+# record FILE STAGE PRECISION [--failed-log LOG | --failed-reason TEXT | --unavailable-reason
+# TEXT]: one entry of steps.json. One that cannot be written is kept for a note in report.md.
 record() {
-    local file="$1" stage="$2" precision="$3"
+    local file="$1" stage="$2" precision="$3" outcome=ok
     shift 3
-    if [[ $# -gt 0 ]]; then FAILED=$((FAILED + 1)); fi
+    case "${1:-}" in
+        --failed-log) FAILED=$((FAILED + 1)); outcome="failed, see $2" ;;
+        --failed-reason) FAILED=$((FAILED + 1)); outcome="failed: $2" ;;
+        --unavailable-reason) outcome="unavailable: $2" ;;
+    esac
     if ! "$PY" "$REPO/benchmarks/steps.py" "$STEPS_FILE" --file "$file" --stage "$stage" \
         --precision "$precision" "$@"; then
         echo "gpu.sh: could not record the $stage step of $file in $STEPS_FILE" >&2
-        RECORD_BROKEN=1
+        UNRECORDED+=("$stage of $(basename "$file") ($outcome)")
     fi
 }
 
@@ -283,23 +311,41 @@ for p in "${PRECISIONS[@]}"; do
 done
 
 echo "== 2-3. TensorRT engines, verified against onnxruntime"
-"$PY" - "$SPLIT_FILE:val" "$DATA" "$OUT/verify-images" <<'EOF'
+# The verification images: links to the first 64 images of the split's val part.
+VERIFY_IMAGES=""
+if [[ "$HAS_TENSORRT" -eq 1 ]]; then
+    if step "$OUT/verify-images" verify-images — "$PY" - "$SPLIT_FILE:val" "$DATA" \
+        "$OUT/verify-images" <<'EOF'
 import sys
 from pathlib import Path
 from sketchsearch.data.split_spec import parse_split_spec
 part = parse_split_spec(sys.argv[1], sys.argv[2])
 folder = Path(sys.argv[3])
 folder.mkdir(parents=True, exist_ok=True)
-for n, item in enumerate(part.items()[:64]):
+items = part.items()[:64]
+if not items:
+    sys.exit(f"error: {sys.argv[1]}: no images to verify the engines on")
+for n, item in enumerate(items):
     link = folder / f"{n:03d}{Path(item.path).suffix}"
     if not link.exists():
         link.symlink_to(part.path(item).resolve())
+print(f"{len(items)} images of {sys.argv[1]} linked in {folder}")
 EOF
+    then
+        VERIFY_IMAGES=1
+    fi
+fi
 PLANS=()
 for p in "${PRECISIONS[@]}"; do
-    PLANS+=(--model "$OUT/model.$p.plan")
-    if [[ "$HAS_TENSORRT" -eq 0 ]]; then
+    if [[ -z "$TRT_CRASH" ]]; then PLANS+=(--model "$OUT/model.$p.plan"); fi
+    if [[ -n "$TRT_CRASH" ]]; then  # latency.py would only crash on it too
+        echo "skipped: $TRT_CRASH; the native TensorRT rows will be unavailable"
+        record "$OUT/model.$p.plan" tensorrt "$p" --unavailable-reason "$TRT_CRASH"
+    elif [[ "$HAS_TENSORRT" -eq 0 ]]; then
         echo "skipped: the TensorRT stack is missing; the TensorRT rows will be unavailable"
+    elif [[ -z "$VERIFY_IMAGES" ]]; then
+        record "$OUT/model.$p.plan" engine "$p" \
+            --failed-reason "not built: no verification images (the verify-images step failed)"
     elif [[ -z "${EXPORTED[$p]:-}" ]]; then
         record "$OUT/model.$p.plan" engine "$p" --failed-reason "not built: the $p ONNX export failed"
     else
@@ -340,16 +386,24 @@ echo "== 6. report"
 latest_ann="$(find "$REPO/benchmarks/results" -name 'ann-*.json' 2>/dev/null | sort | tail -n 1)"
 if [[ -n "$latest_ann" ]]; then REPORT_INPUTS+=(--ann "$latest_ann"); fi
 if [[ -f "$STEPS_FILE" ]]; then REPORT_INPUTS+=(--steps "$STEPS_FILE"); fi
+if [[ ${#UNRECORDED[@]} -gt 0 ]]; then
+    unrecorded="$(printf '; %s' "${UNRECORDED[@]}")"
+    REPORT_INPUTS+=(--note "gpu.sh could not record ${#UNRECORDED[@]} step outcome(s) in \
+$STEPS_FILE, so this table may lack their rows: ${unrecorded#; } (logs in $OUT/logs/)")
+fi
 if ! "$PY" "$REPO/benchmarks/report.py" "${REPORT_INPUTS[@]}" --out "$OUT/report"; then
     echo "gpu.sh: report.py failed: $OUT/report.md is not written" >&2
     exit 3
 fi
-if [[ "$RECORD_BROKEN" -eq 1 ]]; then
-    echo "gpu.sh: $OUT/report.md may lack a step whose outcome could not be recorded" >&2
-    exit 3
-fi
 echo "report: $OUT/report.md"
+status=0
 if [[ "$FAILED" -gt 0 ]]; then
     echo "gpu.sh: $FAILED step(s) failed; their rows in $OUT/report.md say \"failed: ...\"" >&2
-    exit 1
+    status=1
 fi
+if [[ ${#UNRECORDED[@]} -gt 0 ]]; then
+    echo "gpu.sh: ${#UNRECORDED[@]} step outcome(s) could not be recorded in $STEPS_FILE;" \
+        "$OUT/report.md notes which" >&2
+    status=1
+fi
+exit "$status"

@@ -8,7 +8,8 @@ is one model file on one backend. Status is "ok", "failed: <stage>: reason" (exp
 or accuracy broke) or "unavailable: reason" (this machine cannot run it); a row that did not
 measure something shows "—" there, never a number from elsewhere. ``--steps`` (gpu.sh's
 steps.json, see ``steps.py``) adds each failed step to the rows of its file, or as a row of
-its own, so that no failure is left out.
+its own, so that no failure is left out. ``--note TEXT`` (repeatable) adds a paragraph
+"**Note:** TEXT" above the table, e.g. gpu.sh's list of steps whose outcome it could not record.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def markdown(
     latency: dict[str, Any] | None,
     accuracy: dict[str, Any] | None,
     plot: Path | None,
+    notes: Sequence[str] = (),
 ) -> str:
     source = latency or accuracy or {}
     env = source.get("environment", {})
@@ -176,6 +178,8 @@ def markdown(
             f"Accuracy: `{accuracy['settings']['split']}`{counts}, category relevance, HNSW "
             f"search; Δ against `{accuracy.get('reference')}`."
         )
+    for note in notes:  # each a paragraph of its own
+        lines += ["", f"**Note:** {' '.join(note.split())}"]
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
     lines += _end_to_end_lines(rows) + _ratio_lines(latency, rows)
@@ -273,23 +277,26 @@ def build_report(
     ann: dict[str, Any] | None = None,
     exports: dict[str, Any] | None = None,
     steps: dict[str, Any] | None = None,
+    notes: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write ``<out>.md``, ``<out>.json`` and ``<out>.png``; returns their paths.
 
     With steps alone (latency and accuracy both failed) the table holds the failed steps.
+    ``notes`` are lines above the table (and ``notes`` in the JSON).
     """
     if latency is None and accuracy is None and not (steps or {}).get("steps"):
         raise ValueError("need at least one of the latency, accuracy and steps results")
     rows = combine(latency, accuracy, exports, steps)
     paths = {kind: out.with_name(f"{out.name}.{kind}") for kind in ("md", "json", "png")}
     plot(rows, ann, paths["png"])
-    paths["md"].write_text(markdown(rows, latency, accuracy, paths["png"]))
+    paths["md"].write_text(markdown(rows, latency, accuracy, paths["png"], notes))
     payload = {
         "kind": "sketchsearch-report",
         "date": (latency or accuracy or {}).get("date"),
         "environment": (latency or accuracy or {}).get("environment"),
         "columns": list(COLUMNS),
         "rows": rows,
+        "notes": list(notes),
         "ratios_vs_torch_eager": (latency or {}).get("ratios_vs_torch_eager", []),
         "accuracy_reference": (accuracy or {}).get("reference"),
         "ann_runs": [run["n"] for run in (ann or {}).get("runs", [])],
@@ -310,11 +317,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--exports", type=Path, help="exports.json written by `bench`")
     parser.add_argument("--steps", type=Path, help="steps.json written by gpu.sh (steps.py)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="Output stem.")
+    parser.add_argument(
+        "--note", action="append", default=[], help="A line above the table (repeatable)."
+    )
     args = parser.parse_args(argv)
     if args.latency is None and args.accuracy is None and args.steps is None:
         parser.error("pass --latency, --accuracy and/or --steps")
     loaded = [_load(p) for p in (args.latency, args.accuracy, args.ann, args.exports, args.steps)]
-    paths = build_report(loaded[0], loaded[1], args.out, *loaded[2:])
+    paths = build_report(loaded[0], loaded[1], args.out, *loaded[2:], notes=args.note)
     print(paths["md"].read_text())
     return paths
 

@@ -1,16 +1,20 @@
 """The steps of a benchmark run and how each ended, so that report.py has a row for every one.
 
 ``benchmarks/gpu.sh`` runs one command per model file (ONNX export, TensorRT engine build and
-verification) and then the gallery, latency and accuracy steps. A step that fails leaves no
-file behind, and without a record its row would vanish from the report or read as a bare
-"model file not found". So gpu.sh appends every outcome to ``OUT/steps.json``:
+verification, after linking the verification images) and then the gallery, latency and
+accuracy steps. A step that fails leaves no file behind, and without a record its row would
+vanish from the report or read as a bare "model file not found". So gpu.sh appends every
+outcome to ``OUT/steps.json``:
 
     python benchmarks/steps.py OUT/steps.json --file model.int8.onnx --stage export \\
         --precision int8 [--failed-log OUT/logs/model.int8.onnx.log | --failed-reason TEXT]
 
 and ``report.py --steps OUT/steps.json`` turns each failed one into a row that reads
 "failed: <stage>: <reason>": the reason is the log's last non-empty line, which is where the
-commands print their one-line error. The entries have the shape of ``bench``'s exports.json.
+commands print their one-line error. ``--unavailable-reason TEXT`` records a step that was not
+run because this machine cannot (stage ``tensorrt``: the native TensorRT rows when the
+TensorRT stack check crashed); its row reads "unavailable: <reason>". The entries have the
+shape of ``bench``'s exports.json.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import Any
 KIND = "sketchsearch-steps"
 STAGE_LABELS = {
     "export": "ONNX export",
+    "verify-images": "verification images (64 of the val part)",
     "engine": "TensorRT engine build and verification",
+    "tensorrt": "TensorRT",  # the native TensorRT rows, when they cannot run at all
     "gallery": "gallery build",
     "latency": "latency.py",
     "accuracy": "accuracy.py",
@@ -39,8 +45,13 @@ def last_line(text: str) -> str:
     return last.removeprefix("error: ")
 
 
-def step_entry(file: Path, stage: str, precision: str, reason: str | None = None) -> dict[str, Any]:
-    """One step's outcome; ``reason`` None means it succeeded."""
+def step_entry(
+    file: Path, stage: str, precision: str, reason: str | None = None, status: str = "failed"
+) -> dict[str, Any]:
+    """One step's outcome; ``reason`` None means it succeeded, else it is ``status`` ("failed"
+    or "unavailable") for that reason."""
+    if status not in ("failed", "unavailable"):
+        raise ValueError(f"status {status!r}: not failed or unavailable")
     size = file.stat().st_size / 1e6 if reason is None and file.is_file() else None
     return {
         "file": file.name,
@@ -49,7 +60,7 @@ def step_entry(file: Path, stage: str, precision: str, reason: str | None = None
         "stage": stage,
         "precision": precision,
         "file_size_mb": round(size, 3) if size is not None else None,
-        "status": "ok" if reason is None else "failed",
+        "status": "ok" if reason is None else status,
         "reason": reason,
     }
 
@@ -80,11 +91,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     failed = parser.add_mutually_exclusive_group()
     failed.add_argument("--failed-log", type=Path, help="Failed; the reason ends this log.")
     failed.add_argument("--failed-reason", help="Failed, for this reason.")
+    failed.add_argument("--unavailable-reason", help="Not run: this machine cannot, because.")
     args = parser.parse_args(argv)
     reason = args.failed_reason
     if args.failed_log is not None:
         reason = last_line(args.failed_log.read_text(errors="replace"))
-    record_step(args.steps, step_entry(args.file, args.stage, args.precision, reason))
+    status = "failed"
+    if args.unavailable_reason is not None:
+        reason, status = args.unavailable_reason, "unavailable"
+    record_step(args.steps, step_entry(args.file, args.stage, args.precision, reason, status))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,11 @@ runtime only decodes, resizes and crops. The batch axis is dynamic.
 The cast to float comes first, before the transpose: TensorRT's ONNX parser allows UINT8 only
 as a network input or output, never as the output of a node (onnx-tensorrt ModelImporter.cpp;
 docs/operators.md, "UINT8 is only supported as network input or output tensor types"), so a
-Transpose on the uint8 image would make every engine build fail. ``export/tensorrt_lint.py``
-checks the written file for this.
+Transpose on the uint8 image would make every engine build fail. torch.export also reads the
+batch size with a ``Shape`` of the uint8 input, which TensorRT's Shape does not take either, so
+``cast_first`` points such dimension reads at the Cast's output (the same shape). The Cast is
+then the only node that reads the uint8 image; ``export/tensorrt_lint.py`` checks every written
+file for this.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import onnx
 import torch
 from torch import Tensor, nn
 
@@ -97,6 +101,50 @@ def export_graph(
             raise UsageError(
                 f"the {kind} exporter failed for {model.config.backbone} ({first}); try {other}"
             ) from None
+    if input_dtype == "uint8":
+        exported = onnx.load(str(path))
+        cast_first(exported)
+        onnx.save(exported, str(path))
+
+
+def cast_first(model: onnx.ModelProto) -> None:
+    """Make the input's Cast its only reader: Shape/Size of the input read the Cast's output."""
+    graph = model.graph
+    casts = [n for n in graph.node if n.op_type == "Cast" and INPUT_NAME in n.input]
+    if len(casts) != 1:
+        return
+    rewired = False
+    for node in graph.node:
+        if node.op_type in ("Shape", "Size") and INPUT_NAME in node.input:
+            node.input[list(node.input).index(INPUT_NAME)] = casts[0].output[0]
+            rewired = True
+    if rewired:  # ONNX wants nodes in topological order, and the Cast may come after them
+        ordered = _topological(graph)
+        del graph.node[:]
+        graph.node.extend(ordered)
+
+
+def _topological(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The nodes in an order where each comes after its inputs, otherwise as they were."""
+    known = {value.name for value in graph.input} | {t.name for t in graph.initializer}
+    known.add("")  # an omitted optional input
+    pending = [_copy(node) for node in graph.node]
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        ready = next((n for n in pending if all(name in known for name in n.input)), None)
+        if ready is None:  # inputs from nowhere (an invalid graph): leave the rest as it was
+            ordered.extend(pending)
+            break
+        pending.remove(ready)
+        ordered.append(ready)
+        known.update(ready.output)
+    return ordered
+
+
+def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    return copy
 
 
 @contextlib.contextmanager

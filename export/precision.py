@@ -18,8 +18,8 @@ through the runtime's preprocessing. The options are the ones TensorRT's ONNX pa
 - the stem (a convolution reading 3 channels) stays in float: TensorRT has no int8 kernel for
   it (NVIDIA/TensorRT#3640), and the first layer is the most sensitive to quantization anyway.
 
-The calibration method default (``DEFAULT_CALIBRATION``) was chosen by measured accuracy, see
-the README's "int8 calibration" table.
+``to_int8`` quantizes with one calibration method; which one an export uses is decided by
+``export/int8_calibration.py`` from measured agreement with the checkpoint.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from sketchsearch.runtime.pipeline import load_image
 from sketchsearch.runtime.preprocess import PreprocessConfig
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-DEFAULT_CALIBRATION = "percentile"
 CALIBRATION_BATCH = 16
 # What TensorRT's parser accepts: see the module docstring for the source of each.
 TENSORRT_QDQ_OPTIONS = {
@@ -67,7 +66,7 @@ def to_int8(
     config: PreprocessConfig,
     input_name: str,
     input_dtype: str,
-    method: str = DEFAULT_CALIBRATION,
+    method: str,
 ) -> list[str]:
     """Quantize; returns the calibration images that could not be read (they are skipped)."""
     from onnxruntime.quantization import (
@@ -91,7 +90,7 @@ def to_int8(
         # onnxruntime's recommended pre-processing (shape inference, graph optimisation); its
         # symbolic shape inference trips over torch.export's Expand nodes, ONNX's does not.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        stems = stem_convolutions(onnx.load(str(prepared)))
+        stems = stem_convolutions(_named(prepared))
         try:
             quantize_static(
                 str(prepared),
@@ -114,6 +113,17 @@ def to_int8(
                 f"{reader.failed[0] if reader.failed else '-'}); pass readable images"
             ) from None
     return reader.failed
+
+
+def _named(path: Path) -> onnx.ModelProto:
+    """Give unnamed nodes names (saved back): quantize_static excludes nodes by name."""
+    model = onnx.load(str(path))
+    unnamed = [node for node in model.graph.node if not node.name]
+    for index, node in enumerate(unnamed):
+        node.name = f"sketchsearch_node_{index}"
+    if unnamed:
+        onnx.save(model, str(path))
+    return model
 
 
 def stem_convolutions(model: onnx.ModelProto) -> list[str]:

@@ -66,8 +66,6 @@ TYPE_NAMES: dict[int, str] = {
 }
 QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
 DEQUANTIZE_INPUTS = frozenset({"INT8", "FP8", "INT4"})
-# Shape and Size read a tensor's dimensions, never its values: any input type does.
-DIMENSIONS_ONLY = frozenset({"Shape", "Size"})
 MAX_STEM_CHANNELS = 3
 
 
@@ -156,10 +154,12 @@ class _Graph:
     """The graph's tensors with their types and shapes (after ONNX shape inference)."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
+        self.inference_error = ""
         try:
             inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-        except Exception:  # inference is an aid here; without it, types come from the file
+        except Exception as err:  # without inference, types come from the file (and a warning)
             inferred = model
+            self.inference_error = str(err).strip().splitlines()[0] if str(err).strip() else ""
         self.model = model
         self.nodes = list(model.graph.node)
         self.inputs = {v.name: v for v in model.graph.input}
@@ -175,12 +175,17 @@ class _Graph:
         for node in self.nodes:
             for output in node.output:
                 self.producers[output] = node
-            if node.op_type == "Constant":
-                value = next((a.t for a in node.attribute if a.name == "value"), None)
-                if value is not None and node.output:
-                    self.constants[node.output[0]] = numpy_helper.to_array(value)
+            if node.op_type == "Constant" and node.output and node.attribute:
+                value = _constant_value(node.attribute[0])
+                if value is not None:
+                    self.constants[node.output[0]] = value
 
     def elem_type(self, name: str) -> int | None:
+        producer = self.producers.get(name)
+        if producer is not None and self._quantizes_to_int8(producer):
+            # ONNX says UINT8 (no zero point, or a UINT8 one); TensorRT quantizes to INT8 then
+            # (QuantDequantLinearHelper), so that is the type its network has.
+            return int(TensorProto.INT8)
         if name in self.initializers:
             return int(self.initializers[name].data_type)
         if name in self.constants and name not in self.initializers:
@@ -189,6 +194,14 @@ class _Graph:
         if info is None or not info.type.HasField("tensor_type"):
             return None
         return int(info.type.tensor_type.elem_type) or None
+
+    def _quantizes_to_int8(self, node: onnx.NodeProto) -> bool:
+        if node.op_type != "QuantizeLinear":
+            return False
+        if len(node.input) < 3 or not node.input[2]:
+            return True
+        zero_point = self.constants.get(node.input[2])
+        return zero_point is not None and zero_point.dtype == np.uint8
 
     def type_name(self, name: str) -> str | None:
         kind = self.elem_type(name)
@@ -205,6 +218,17 @@ class _Graph:
             and producer.op_type == "Identity"
             and (self.is_constant(producer.input[0]))
         )
+
+
+def _constant_value(attribute: onnx.AttributeProto) -> np.ndarray | None:
+    """A Constant node's value, whichever of ``value``, ``value_float``, … holds it."""
+    if attribute.name == "value":
+        return numpy_helper.to_array(attribute.t)
+    if attribute.name in ("value_float", "value_floats"):
+        return np.asarray(onnx.helper.get_attribute_value(attribute), dtype=np.float32)
+    if attribute.name in ("value_int", "value_ints"):
+        return np.asarray(onnx.helper.get_attribute_value(attribute), dtype=np.int64)
+    return None  # sparse and string values: TensorRT takes neither (operators.md)
 
 
 def _where(node: onnx.NodeProto) -> str:
@@ -225,12 +249,22 @@ def _opsets(model: onnx.ModelProto) -> Iterator[Finding]:
 
 
 def _io(graph: _Graph) -> Iterator[Finding]:
+    """Only the batch axis may vary: the runtime refuses any other dynamic axis
+    (``runtime/tensorrt_engine.check_io``), and the build's one profile fixes the image size."""
     for kind, values in (("input", graph.inputs), ("output", graph.outputs)):
         for name, info in values.items():
             if name in graph.initializers:
                 continue  # old-style graphs list initializers as inputs
             dims = info.type.tensor_type.shape.dim
             for axis, dim in enumerate(dims):
+                if axis == 0 and kind == "input" and len(dims) == 4 and dim.HasField("dim_value"):
+                    yield Finding(
+                        "dynamic-shape",
+                        WARNING,
+                        f"{kind} {name}",
+                        f"the batch axis is fixed at {dim.dim_value}: `export tensorrt` then "
+                        "needs --min-batch, --opt-batch and --max-batch equal to it",
+                    )
                 if axis == 0 or dim.HasField("dim_value"):
                     continue
                 label = dim.dim_param or "unknown"
@@ -238,16 +272,19 @@ def _io(graph: _Graph) -> Iterator[Finding]:
                     "dynamic-shape",
                     ERROR,
                     f"{kind} {name}",
-                    f"axis {axis} is dynamic ({label}): the engine's optimization profile sets "
-                    "only the batch axis; export with a fixed image size",
+                    f"axis {axis} is dynamic ({label}): a TensorRT engine here varies only the "
+                    "batch axis; export with a fixed image size",
                 )
 
 
 def _tensor_types(graph: _Graph) -> Iterator[Finding]:
     io = set(graph.inputs) | set(graph.outputs)
+    untyped = []
     for node in graph.nodes:
         for output in node.output:
             kind = graph.type_name(output)
+            if kind is None and output:
+                untyped.append(output)
             if kind is None or not output:
                 continue
             if kind in table.IO_ONLY_TYPES and output not in io:
@@ -272,6 +309,17 @@ def _tensor_types(graph: _Graph) -> Iterator[Finding]:
                     _where(node),
                     f"outputs {output!r} as DOUBLE, which TensorRT casts down to FLOAT",
                 )
+    if untyped:
+        cause = (
+            f" (shape inference failed: {graph.inference_error})" if graph.inference_error else ""
+        )
+        yield Finding(
+            "tensor-type",
+            WARNING,
+            f"{len(untyped)} tensor(s)",
+            f"no known type for {untyped[0]!r} and {len(untyped) - 1} more{cause}: the type "
+            "rules could not check them",
+        )
     for name in io:
         kind = graph.type_name(name)
         if kind is not None and (kind not in table.DATA_TYPES or kind == "DOUBLE"):
@@ -292,6 +340,16 @@ def _operators(graph: _Graph) -> Iterator[Finding]:
                 "(others need a TensorRT plugin)",
             )
             continue
+        if any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+            for a in node.attribute
+        ):
+            yield Finding(
+                "operator",
+                WARNING,
+                where,
+                f"the lint does not look inside {node.op_type}'s subgraphs",
+            )
         if node.op_type not in table.SUPPORTED:
             listed = "listed as unsupported" if node.op_type in table.UNSUPPORTED else "not listed"
             yield Finding(
@@ -307,7 +365,7 @@ def _operators(graph: _Graph) -> Iterator[Finding]:
 
 
 def _operator_type(graph: _Graph, node: onnx.NodeProto) -> Iterator[Finding]:
-    if not node.input or not node.input[0] or node.op_type in DIMENSIONS_ONLY | QDQ:
+    if not node.input or not node.input[0] or node.op_type in QDQ:
         return
     kind = graph.type_name(node.input[0])
     allowed = table.SUPPORTED[node.op_type]
@@ -446,6 +504,15 @@ def _constant(graph: _Graph, name: str) -> np.ndarray | None:
     return None
 
 
+def _weights(graph: _Graph, name: str) -> np.ndarray | None:
+    """The constant behind a DequantizeLinear: stored int8, or float through a QuantizeLinear."""
+    found = _constant(graph, name)
+    producer = graph.producers.get(name)
+    if found is None and producer is not None and producer.op_type == "QuantizeLinear":
+        return _constant(graph, producer.input[0])
+    return found
+
+
 def _int8_stem(graph: _Graph, node: onnx.NodeProto) -> Iterator[Finding]:
     """A convolution both of whose inputs come out of DequantizeLinear runs in int8."""
     if len(node.input) < 2:
@@ -455,7 +522,7 @@ def _int8_stem(graph: _Graph, node: onnx.NodeProto) -> Iterator[Finding]:
         return
     weight_dq = producers[1]
     assert weight_dq is not None
-    weights = _constant(graph, weight_dq.input[0])
+    weights = _weights(graph, weight_dq.input[0])
     if weights is None or weights.ndim < 2:
         return
     group = next((a.i for a in node.attribute if a.name == "group"), 1)

@@ -9,6 +9,7 @@ runtime installs and runs without them.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,8 +161,8 @@ def require_tensorrt() -> None:
 
 def cuda_runtime() -> Any:
     """cuda-python's runtime API (untyped), or stop with what is wrong and the fix."""
-    try:
-        from cuda.bindings import runtime
+    try:  # by module name: an imported cuda.bindings package's attribute would bypass a failure
+        runtime = importlib.import_module("cuda.bindings.runtime")
     except (ImportError, OSError) as err:
         reason = explain_import_failure("cuda.bindings", err)
         raise BackendUnavailableError(

@@ -265,6 +265,165 @@ def test_gpu_script_refuses_unknown_options() -> None:
     assert done.returncode == 2 and "unknown option --frobnicate" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--checkpoint"],
+        ["--dry-run", "--split"],
+        ["--data"],
+        ["--out"],
+        ["--warmup"],
+        ["--iters"],
+        ["--allow-cpu", "--batch-sizes"],
+    ],
+)
+def test_gpu_script_refuses_an_option_without_its_value(args: list[str]) -> None:
+    done = subprocess.run(  # exit 2 before anything runs, not set -u's 127
+        ["bash", str(REPO / "benchmarks" / "gpu.sh"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr == f"gpu.sh: {args[-1]} needs a value (see --help)\n"
+    assert done.stdout == ""
+
+
+FAKE_CUDA_STACK = {
+    # A crash while creating the CUDA context: a segfault, after one line on stderr.
+    "crash": 'echo "Fatal Python error: Segmentation fault" >&2; ulimit -c 0; kill -SEGV $$',
+    # A usable TensorRT stack, so that gpu.sh goes on to the verification images.
+    "ok": "printf '%s\\n' 'driver ok 580.65.06' 'cuda-major ok 13' 'tensorrt ok 10.13.3.9' "
+    "'cuda-python ok 13.0.3' 'context ok fake'; exit 0",
+}
+
+
+def fake_python(
+    folder: Path,
+    cuda_stack: str,
+    *,
+    fail_exports: bool = False,
+    fail_record: str | None = None,
+    fail_verify_images: bool = False,
+) -> Path:
+    """A PYTHON for gpu.sh that fakes what a CPU machine cannot reach and runs the rest."""
+    lines = [
+        "#!/usr/bin/env bash",
+        'if [[ "$1 $2" == "-m sketchsearch.runtime.cuda_stack" ]]; then',
+        f"    {FAKE_CUDA_STACK[cuda_stack]}",
+        "fi",
+    ]
+    if fail_exports:  # `ss export onnx ...`: fast, and every later step still has its turn
+        lines += [
+            'if [[ "$1" == -c && "$3 $4" == "export onnx" ]]; then',
+            '    echo "error: ONNX export disabled by the test" >&2; exit 1',
+            "fi",
+        ]
+    if fail_record is not None:  # steps.py cannot write this stage's outcome
+        lines += [
+            f'if [[ "$1" == */benchmarks/steps.py && " $* " == *" --stage {fail_record} "* ]]',
+            "then",
+            '    echo "OSError: [Errno 28] No space left on device" >&2; exit 1',
+            "fi",
+        ]
+    if fail_verify_images:  # the heredoc that links the verification images
+        lines += [
+            'if [[ "$1" == - ]]; then',
+            '    echo "error: $2: no images to verify the engines on" >&2; exit 1',
+            "fi",
+        ]
+    lines.append(f'exec "{sys.executable}" "$@"')
+    path = folder / "fake-python"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_gpu_script_dry_run_treats_a_crashed_cuda_stack_as_optional(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    args = ["--dry-run", "--allow-cpu", "--checkpoint", str(tiny_run / "best.ckpt")]
+    done = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu.sh"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": str(fake_python(tmp_path, "crash"))},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    crashed = "cuda_stack check crashed with exit 139: Fatal Python error: Segmentation fault"
+    assert f"[missing, optional] TensorRT stack check: {crashed} -> native" in done.stdout
+    optional = done.stdout.split("dry run: missing (optional): ", 1)[1].splitlines()[0]
+    assert "cuda_stack" in optional.split()
+    assert "dry run: every required piece is present" in done.stdout
+
+
+def run_gpu_script(
+    tiny_run: Path, small_split: tuple[Path, Path], folder: Path, python: Path
+) -> subprocess.CompletedProcess[str]:
+    split, data = small_split
+    args = ["--allow-cpu", "--checkpoint", str(tiny_run / "best.ckpt"), "--out", str(folder)]
+    args += ["--split", f"{split}:test", "--data", str(data)]
+    args += ["--batch-sizes", "1", "--warmup", "0", "--iters", "2"]
+    return subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu.sh"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": str(python)},
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_gpu_script_goes_on_after_a_cuda_stack_crash_and_notes_an_unrecorded_step(
+    tiny_run: Path, small_split: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python = fake_python(tmp_path, "crash", fail_exports=True, fail_record="gallery")
+    out = tmp_path / "gpu-bench"
+    done = run_gpu_script(tiny_run, small_split, out, python)
+    # The report is written: a step that failed, or one not recorded, is exit 1, not 3.
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-4000:]
+    text = (out / "report.md").read_text()
+    crashed = "cuda_stack check crashed with exit 139: Fatal Python error: Segmentation fault"
+    for precision in ("fp32", "fp16", "int8"):
+        unavailable = f"| `model.{precision}.plan` | TensorRT | {precision} | unavailable: "
+        assert unavailable + crashed in text
+        failed = "failed: export: ONNX export disabled by the test"
+        assert f"| `model.{precision}.onnx` | onnxruntime CPU | {precision} | {failed}" in text
+    note = "**Note:** gpu.sh could not record 1 step outcome(s) in "
+    assert note in text
+    assert "gallery of gallery (failed: not built: the fp32 ONNX export failed)" in text
+    assert "| `best.ckpt` | torch eager (CPU) | fp32 | ok |" in text
+    assert "1 step outcome(s) could not be recorded" in done.stderr
+    assert "gpu.sh: 4 step(s) failed" in done.stderr  # 3 exports and the gallery
+    payload = json.loads((out / "report.json").read_text())
+    assert len(payload["notes"]) == 1 and "gallery of gallery" in payload["notes"][0]
+    recorded = json.loads((out / "steps.json").read_text())["steps"]
+    assert "gallery" not in {s["stage"] for s in recorded}
+
+
+@pytest.mark.slow
+def test_gpu_script_records_failed_verification_images_as_their_own_step(
+    tiny_run: Path, small_split: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python = fake_python(tmp_path, "ok", fail_exports=True, fail_verify_images=True)
+    out = tmp_path / "gpu-bench"
+    done = run_gpu_script(tiny_run, small_split, out, python)
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-4000:]
+    split = small_split[0]
+    reason = f"{split}:val: no images to verify the engines on"
+    recorded = json.loads((out / "steps.json").read_text())["steps"]
+    (verify,) = [s for s in recorded if s["stage"] == "verify-images"]
+    assert verify["status"] == "failed" and verify["reason"] == reason
+    text = (out / "report.md").read_text()
+    label = steps.STAGE_LABELS["verify-images"]
+    assert f"| `verify-images` | {label} | — | failed: verify-images: " in text
+    not_built = "failed: engine: not built: no verification images (the verify-images step"
+    for precision in ("fp32", "fp16", "int8"):  # blamed on the images, not on the build
+        assert f"| `model.{precision}.plan` | TensorRT | {precision} | {not_built}" in text
+    assert "**Note:**" not in text
+
+
 @pytest.fixture(scope="module")
 def small_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A split whose train part (6 photos, 6 sketches) is below int8 calibration's one batch

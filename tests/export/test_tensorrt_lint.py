@@ -52,8 +52,8 @@ def test_every_real_export_passes_and_says_so_in_its_report(
     assert written["tensorrt_lint"]["passed"] is True
     assert written["tensorrt_lint"]["tensorrt"] == "10.13"
     graph = onnx.load(str(path)).graph
-    first = next(node for node in graph.node if "images" in node.input and node.op_type != "Shape")
-    assert first.op_type == "Cast"  # the uint8 image is cast before anything else touches it
+    readers = [node.op_type for node in graph.node if "images" in node.input]
+    assert readers == ["Cast"]  # the uint8 image is cast before anything else reads it
 
 
 def test_int8_exports_are_symmetric_with_float_bias_and_a_float_stem(
@@ -234,6 +234,29 @@ def test_an_opset_beyond_the_table_is_caught(fp32: onnx.ModelProto) -> None:
     assert rules(fp32) == {"operator"}
 
 
+def test_operator_and_tensor_types_resize_and_maxpool_indices(fp32: onnx.ModelProto) -> None:
+    graph = fp32.graph
+    graph.node.append(helper.make_node("Cast", ["embedding"], ["ints"], to=TensorProto.INT32))
+    graph.node.append(helper.make_node("Sigmoid", ["ints"], ["sig"], name="sigmoid_of_ints"))
+    graph.node.append(helper.make_node("Cast", ["embedding"], ["u16"], to=TensorProto.UINT16))
+    report = lint_model(fp32)
+    assert {(f.rule, f.where) for f in report.errors} == {
+        ("operator-type", "Sigmoid sigmoid_of_ints"),
+        ("tensor-type", "Cast (unnamed)"),
+    }
+    pool = next(node for node in graph.node if node.op_type == "MaxPool")
+    pool.output.append("indices")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    graph.initializer.append(scales)
+    resize = helper.make_node("Resize", [pool.output[0], "", "scales"], ["big"], mode="cubic")
+    graph.node.append(resize)
+    messages = [f.message for f in lint_model(fp32).errors if f.rule == "attribute"]
+    assert messages == [
+        "MaxPool's Indices output is unsupported",
+        "Resize mode 'cubic' is unsupported",
+    ]
+
+
 def test_constant_inputs_pool_attributes_and_types(fp32: onnx.ModelProto) -> None:
     graph = fp32.graph
     graph.input.append(helper.make_tensor_value_info("axes", TensorProto.INT64, [1]))
@@ -249,14 +272,61 @@ def test_constant_inputs_pool_attributes_and_types(fp32: onnx.ModelProto) -> Non
     }
 
 
-def test_a_quantize_scale_that_is_not_a_constant_is_caught(
+def test_a_quantize_scale_that_is_not_a_constant_or_not_positive_is_caught(
     real_exports: dict[str, dict[str, Path]],
 ) -> None:
     model = onnx.load(str(real_exports["resnet10t"]["int8"]))
     node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")
+    scale = next(t for t in model.graph.initializer if t.name == node.input[1])
+    scale.CopyFrom(numpy_helper.from_array(np.array(-0.5, np.float32), scale.name))
+    assert rules(model) == {"qdq-scale"}
+    model = onnx.load(str(real_exports["resnet10t"]["int8"]))
+    node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")
     model.graph.input.append(helper.make_tensor_value_info("scale", TensorProto.FLOAT, []))
     node.input[1] = "scale"
-    assert rules(model) == {"qdq-scale"}
+    assert [f.message for f in lint_model(model).errors] == ["scale 'scale' is not a constant"]
+
+
+def q_dq_graph(weight_channels: int, zero_point: bool) -> onnx.ModelProto:
+    """x → Q → DQ → Conv, the weights float → Q → DQ: the other way QDQ files store weights."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Constant", [], ["s"], value_float=0.05),
+        helper.make_node("QuantizeLinear", ["x", "s", *(["z"] if zero_point else [])], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", *(["z"] if zero_point else [])], ["xd"]),
+        helper.make_node("QuantizeLinear", ["w", "ws", "wz"], ["wq"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
+        helper.make_node("Conv", ["xd", "wd"], ["y"], name="stem"),
+    ]
+    initializers = [
+        numpy_helper.from_array(
+            rng.normal(size=(4, weight_channels, 3, 3)).astype(np.float32), "w"
+        ),
+        numpy_helper.from_array(np.array(0.01, np.float32), "ws"),
+        numpy_helper.from_array(np.array(0, np.int8), "wz"),
+        numpy_helper.from_array(np.array(0, np.int8), "z"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", weight_channels, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 6, 6])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_qdq_without_zero_points_or_with_constant_node_scales_is_fine() -> None:
+    model = q_dq_graph(8, zero_point=False)  # the scale from a Constant's value_float
+    assert lint_model(model).findings == []
+    scale = numpy_helper.from_array(np.array(0.05, np.float32))
+    model.graph.node[0].CopyFrom(helper.make_node("Constant", [], ["s"], value=scale))
+    assert lint_model(model).findings == []
+
+
+def test_a_quantized_stem_is_caught_with_float_weights_behind_q_and_dq_too() -> None:
+    assert rules(q_dq_graph(8, zero_point=True)) == set()
+    assert rules(q_dq_graph(3, zero_point=True)) == {"int8-stem"}
 
 
 def test_export_onnx_warns_but_writes_a_file_tensorrt_cannot_take(
