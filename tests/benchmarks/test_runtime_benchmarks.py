@@ -82,3 +82,23 @@ def test_preprocess_matches_timm_on_the_tiny_model(
     assert set(trained["per_image"]) == {"astronaut", "coffee", "chelsea"}
     for model in report["models"]:
         assert {"baseline_naive_cv2_resize_vs_timm", "pixel_mean_abs_diff"} <= model.keys()
+
+
+def test_int8_schemes_shows_the_old_scheme_breaks_tensorrt_rules_and_the_new_one_does_not(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sketchsearch.benchmarks import int8_schemes
+
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    args = ["--checkpoint", str(tiny_run / "best.ckpt"), "--data", config["data"]]
+    int8_schemes.main([*args, "--calib-split", f"{config['split']}:train"])
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    rows = [line.split("|")[1:-1] for line in table[2:]]
+    assert [(row[0].split(" (")[0].strip(), row[1].strip()) for row in rows] == [
+        ("before issue 18", "minmax"),
+        ("before issue 18", "percentile"),
+        ("now", "minmax"),
+        ("now", "percentile"),
+    ]
+    errors = [int(row[5]) for row in rows]
+    assert errors[0] > 0 and errors[1] > 0 and errors[2:] == [0, 0]
