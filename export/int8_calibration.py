@@ -70,15 +70,18 @@ def choose(
     requested: str,
     quantize: Callable[[str], Path],
     score: Callable[[Path], VerificationReport],
-) -> tuple[Path, CalibrationChoice]:
-    """Quantize with each candidate method; return the best file and what was measured.
+) -> tuple[Path, CalibrationChoice, VerificationReport]:
+    """Quantize with each candidate method; the best file, what was measured, and its report.
 
-    A single forced method is scored too, so that the record holds measured values only.
+    A single forced method is scored too, so that the record holds measured values only, and
+    the winner's report is the export's verification: the file is not scored twice.
     """
     methods: Sequence[str] = candidates(requested)
-    files, trials = {}, []
+    files, reports, trials = {}, {}, []
     for method in methods:
         files[method] = quantize(method)
-        trials.append(CalibrationTrial.of(method, score(files[method])))
+        reports[method] = score(files[method])
+        trials.append(CalibrationTrial.of(method, reports[method]))
     best = max(trials, key=CalibrationTrial.rank)  # max keeps the first of equals
-    return files[best.method], CalibrationChoice(best.method, requested, tuple(trials))
+    choice = CalibrationChoice(best.method, requested, tuple(trials))
+    return files[best.method], choice, reports[best.method]

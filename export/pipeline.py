@@ -24,7 +24,7 @@ from sketchsearch.export.images import ExportImages, check_calibration_count, re
 from sketchsearch.export.int8_calibration import AUTO, CalibrationChoice, choose
 from sketchsearch.export.onnx_file import check_full, set_card, simplify
 from sketchsearch.export.precision import CALIBRATION_BATCH, to_fp16, to_int8
-from sketchsearch.export.tensorrt_lint import LintReport, lint_file
+from sketchsearch.export.tensorrt_lint import LintReport, lint_model
 from sketchsearch.export.verify import (
     VerificationError,
     VerificationReport,
@@ -146,7 +146,7 @@ def _export_one(
         staged = Path(scratch) / "final.onnx"
         onnx.save(model, str(staged))
         check_full(staged)
-        lint = lint_file(staged)
+        lint = lint_model(model)
         report_path = target.with_name(target.name + ".verify.json")
         if not lint.passed:
             warnings.warn(
@@ -164,7 +164,9 @@ def _export_one(
         if not (options.verify and images is not None):
             report_path.write_text(json.dumps({**header, "verified": False}, indent=1) + "\n")
         else:
-            report = verify_file(staged, loaded, card, images.verification, images.source)
+            report = converted.verification or verify_file(
+                staged, loaded, card, images.verification, images.source
+            )
             write_report(report, report_path, {**header, "verified": True})
             if not report.passed:
                 raise VerificationError(
@@ -196,6 +198,7 @@ class _Converted:
     nodes_after: int
     skipped_calibration: list[str] = field(default_factory=list)
     calibration: CalibrationChoice | None = None
+    verification: VerificationReport | None = None  # int8: the chosen file's, already measured
 
 
 def _convert(
@@ -250,10 +253,10 @@ def _quantize(
     def score(path: Path) -> VerificationReport:
         return verify_file(path, loaded, card, images.verification, images.source)
 
-    chosen, calibration = choose(options.calib_method, quantize, score)
+    chosen, calibration, verification = choose(options.calib_method, quantize, score)
     model = onnx.load(str(chosen))
     nodes = len(model.graph.node)
-    return _Converted(model, nodes, nodes, skipped, calibration)
+    return _Converted(model, nodes, nodes, skipped, calibration, verification)
 
 
 def verify_file(
