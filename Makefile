@@ -109,10 +109,10 @@ TYPECHECKED := data gallery runtime
 # The TensorRT modules are checked against tensorrt-stubs, which tools/tensorrt_stubs.py fetches
 # from PyPI into build/stubs once (TensorRT itself needs NVIDIA's index). Exit code 75 from it
 # means PyPI is out of reach: those modules are then reported as not checked.
-TENSORRT_MODULES := export.tensorrt_build export.tensorrt_cli runtime.tensorrt_engine
+TENSORRT_MODULES := export.tensorrt_build cli.tensorrt_commands runtime.engines.tensorrt_engine
 typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/sketchsearch
-	for d in $(TYPECHECKED) export; do ln -s ../../../$$d build/typecheck/sketchsearch/$$d; done
+	for d in $(TYPECHECKED) export cli; do ln -s ../../../$$d build/typecheck/sketchsearch/$$d; done
 	MYPYPATH=build/typecheck $(BIN)/mypy $(addprefix -p sketchsearch.,$(TYPECHECKED))
 	if $(PY) tools/tensorrt_stubs.py --dest build/stubs; then \
 		MYPYPATH=build/typecheck:build/stubs $(BIN)/mypy --config-file mypy-tensorrt.ini \

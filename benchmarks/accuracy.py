@@ -7,8 +7,8 @@ torch reference (the checkpoint run in torch eager).
 Each artefact (and backend, as in ``latency.py``) embeds the split part's gallery-domain
 images into its own gallery with ``build_gallery``, then ``runtime.evaluate`` embeds the
 queries and scores them: the metrics are those of ``sketchsearch evaluate`` (definitions in
-``runtime/metrics.py``), taken from the HNSW search that serving uses; the exhaustive-search
-figures are kept beside them. Deltas are artefact minus reference.
+``runtime/evaluation/metrics.py``), taken from the HNSW search that serving uses; the
+exhaustive-search figures are kept beside them. Deltas are artefact minus reference.
 """
 
 from __future__ import annotations
@@ -25,19 +25,17 @@ from typing import Any
 
 from sketchsearch.benchmarks.targets import (
     Target,
-    close_engine,
     environment,
     list_targets,
-    open_target,
+    measure_row,
     parse_providers,
-    target_row,
 )
 from sketchsearch.data.errors import UsageError
 from sketchsearch.data.evaluation import evaluation_set
 from sketchsearch.data.split_spec import SplitPart, parse_split_spec
-from sketchsearch.gallery.gallery import Gallery
-from sketchsearch.runtime.engine import BackendUnavailableError
-from sketchsearch.runtime.evaluate import evaluate
+from sketchsearch.gallery.store_table import open_gallery
+from sketchsearch.runtime.engines.protocol import Engine
+from sketchsearch.runtime.evaluation.evaluate import evaluate
 from sketchsearch.runtime.gallery_build import build_gallery, split_sources
 from sketchsearch.runtime.retriever import model_ref
 
@@ -60,31 +58,29 @@ def measure_target(
     target: Target, part: SplitPart, config: AccuracyConfig, folder: Path
 ) -> dict[str, Any]:
     """Build this artefact's gallery from the split's gallery domain, then evaluate on it."""
-    row = target_row(target)
-    try:
-        engine = open_target(target, config.threads)
-        row["device"], row["family"] = engine.device, engine.card.family
-        sets = evaluation_set(part.split, part.part, config.direction)
-        sources = split_sources(part, sets.gallery_domain)
-        built = build_gallery(engine, folder, part.root, sources, config.batch_size, progress=False)
-        with Gallery.open(folder, expected_model=model_ref(engine.card)) as gallery:
-            result = evaluate(engine, gallery, part, config.direction, batch_size=config.batch_size)
-        row.update(
-            status="ok",
-            metrics=result.hnsw,
-            exact=result.exact,
-            queries=result.queries,
-            gallery_items=result.gallery_items,
-            direction=result.direction,
-            failures=[str(f) for f in [*built.failed, *result.failures]],
-            seconds={"gallery": round(built.seconds, 3), **result.seconds},
-        )
-        close_engine(engine)
-    except BackendUnavailableError as err:
-        row.update(status="unavailable", reason=str(err))
-    except Exception as err:  # a backend that breaks is a row saying how, not a crashed run
-        row.update(status="failed", reason=f"{type(err).__name__}: {err}")
-    return row
+    return measure_row(
+        target, config.threads, lambda engine: measure_engine(engine, part, config, folder)
+    )
+
+
+def measure_engine(
+    engine: Engine, part: SplitPart, config: AccuracyConfig, folder: Path
+) -> dict[str, Any]:
+    """Metrics and timings of one open engine, on a gallery it builds in ``folder``."""
+    sets = evaluation_set(part.split, part.part, config.direction)
+    sources = split_sources(part, sets.gallery_domain)
+    built = build_gallery(engine, folder, part.root, sources, config.batch_size, progress=False)
+    with open_gallery(folder, expected_model=model_ref(engine.card)) as gallery:
+        result = evaluate(engine, gallery, part, config.direction, batch_size=config.batch_size)
+    return {
+        "metrics": result.hnsw,
+        "exact": result.exact,
+        "queries": result.queries,
+        "gallery_items": result.gallery_items,
+        "direction": result.direction,
+        "failures": [str(f) for f in [*built.failed, *result.failures]],
+        "seconds": {"gallery": round(built.seconds, 3), **result.seconds},
+    }
 
 
 def add_deltas(rows: list[dict[str, Any]]) -> str | None:

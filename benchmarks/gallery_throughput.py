@@ -31,9 +31,9 @@ import numpy as np
 
 from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.benchmarks.retrieve_startup import DEMO, DEMO_PHOTOS, ensure_engine
-from sketchsearch.runtime.engine import Engine
+from sketchsearch.runtime.engines.onnx_engine import OnnxEngine
+from sketchsearch.runtime.engines.protocol import Engine
 from sketchsearch.runtime.gallery_build import Source, build_gallery, folder_sources
-from sketchsearch.runtime.onnx_engine import OnnxEngine
 from sketchsearch.runtime.pipeline import embed_paths, load_image
 
 TARGET_RATIO = 0.8

@@ -168,19 +168,19 @@ check_tensorrt_stack() {
 }
 
 py() { "$PY" -c "$1"; }
-ss() { "$PY" -c 'import sys; from sketchsearch.runtime.cli import main; main()' "$@"; }
+ss() { "$PY" -c 'import sys; from sketchsearch.cli.main import main; main()' "$@"; }
 
 # The split (SPLIT:PART) and data root named by the checkpoint's run folder, one per line.
 run_split() {
     "$PY" -c '
 import sys, pathlib
-from sketchsearch.export.images import run_split
-split, data = run_split(pathlib.Path(sys.argv[1]))
-if split is None:
+from sketchsearch.train.run_folder import read_run_folder
+found = read_run_folder(pathlib.Path(sys.argv[1])).split_and_data()
+if found is None:
     config = pathlib.Path(sys.argv[1]).parent / "config.yaml"
     sys.exit(f"{config}: no run config naming a split and data that exist")
-print(split + ":test")
-print(data)' "$CHECKPOINT"
+print(f"{found[0]}:test")
+print(found[1])' "$CHECKPOINT"
 }
 
 describe_split() {

@@ -51,11 +51,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    images = resolve_images(
-        args.checkpoint, None, args.calib_split, args.data, args.calib_count, 64
-    )
-    assert images is not None
     loaded = load_with_card(args.checkpoint, "int8")
+    images = resolve_images(loaded.run, None, args.calib_split, args.data, args.calib_count, 64)
+    assert images is not None
     print(
         "| int8 scheme | method | min / mean cosine vs torch | top-1 agreement | top-5 overlap "
         "| TensorRT lint errors |"
@@ -64,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         options = ExportOptions(args.checkpoint, folder / "fp32.onnx", verify=False)
-        (exported,) = export_onnx(options)
+        (exported,) = export_onnx(options, loaded)
         card = read_onnx_card(exported.path)
         prepared = folder / "prepared.onnx"
         quant_pre_process(str(exported.path), str(prepared), skip_symbolic_shape=True)

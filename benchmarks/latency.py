@@ -12,8 +12,9 @@ with each of ``--providers`` (cpu, cuda, tensorrt: the TensorRT execution provid
 and none gets numbers it did not measure.
 
 Timing: every engine call returns host memory (numpy), so it has finished when it returns;
-on CUDA the torch engine is also synchronised (``TorchEngine.synchronize``) before and after
-each timed call, so no asynchronous work leaks into or out of a sample. Inputs are seeded
+every engine is also synchronised (``Engine.synchronize``: the CUDA device for torch, the
+stream for TensorRT, nothing on the CPU) before and after each timed call, so no
+asynchronous work leaks into or out of a sample. Inputs are seeded
 random uint8 images. ``--repeat 2`` measures everything twice, re-opening every engine, and
 reports the spread of the batch-1 p50 between the runs.
 """
@@ -25,7 +26,7 @@ import datetime
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,17 +35,14 @@ import numpy as np
 
 from sketchsearch.benchmarks.targets import (
     Target,
-    close_engine,
     environment,
     list_targets,
-    open_target,
+    measure_row,
     parse_providers,
-    target_row,
 )
 from sketchsearch.data.errors import UsageError
-from sketchsearch.gallery import Gallery, GalleryItem
-from sketchsearch.runtime.engine import (
-    BackendUnavailableError,
+from sketchsearch.gallery import GalleryItem, GalleryStore, create_gallery, open_gallery
+from sketchsearch.runtime.engines.protocol import (
     Engine,
 )
 from sketchsearch.runtime.pipeline import load_image
@@ -80,17 +78,12 @@ def summarize(samples_ms: np.ndarray, batch_size: int) -> dict[str, float]:
     return {name: round(value, 4) for name, value in stats.items()}
 
 
-def _synchronizer(engine: Engine) -> Callable[[], None]:
-    sync = getattr(engine, "synchronize", None)
-    return sync if callable(sync) else (lambda: None)
-
-
 def measure_embed(engine: Engine, batch_size: int, warmup: int, iters: int) -> dict[str, float]:
     """Latency of ``engine.embed`` on one seeded uint8 batch, after ``warmup`` calls."""
     size = engine.card.input_size
     rng = np.random.default_rng(batch_size)
     images = rng.integers(0, 256, (batch_size, size, size, 3), dtype=np.uint8)
-    sync = _synchronizer(engine)
+    sync = engine.synchronize
     for _ in range(warmup):
         engine.embed(images)
     samples = np.empty(iters)
@@ -104,10 +97,10 @@ def measure_embed(engine: Engine, batch_size: int, warmup: int, iters: int) -> d
 
 
 def measure_end_to_end(
-    engine: Engine, gallery: Gallery, image: Path, warmup: int, iters: int, k: int = 10
+    engine: Engine, gallery: GalleryStore, image: Path, warmup: int, iters: int, k: int = 10
 ) -> dict[str, dict[str, float]]:
     """One query file at a time: read+decode+preprocess, embed (batch 1), search top-k."""
-    sync = _synchronizer(engine)
+    sync = engine.synchronize
     samples = np.empty((iters, 3))
     for i in range(warmup + iters):
         loaded = load_image(image, engine.card.preprocess)
@@ -139,7 +132,7 @@ def random_gallery(folder: Path, engine: Engine, size: int, seed: int = 0) -> Pa
     vectors = np.random.default_rng(seed).normal(size=(size, card.embed_dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     items = [GalleryItem(f"random/{i}.jpg", f"{i:08x}", f"label_{i % 50}") for i in range(size)]
-    with Gallery.create(folder, card.embed_dim, model=model_ref(card)) as gallery:
+    with create_gallery(folder, card.embed_dim, model=model_ref(card)) as gallery:
         gallery.add(vectors, items)
     return folder
 
@@ -161,33 +154,28 @@ def measure_target(
     target: Target, config: LatencyConfig, scratch: Path, galleries: dict[str, Path]
 ) -> dict[str, Any]:
     """One row: status, per-batch statistics and the end-to-end split, or why there are none."""
-    row = target_row(target)
-    try:
-        engine = open_target(target, config.threads)
-        row["device"] = engine.device
-        row["family"] = engine.card.family
-        row["batches"] = {
-            str(b): measure_embed(engine, b, config.warmup, config.iters)
-            for b in config.batch_sizes
-        }
-        folder = config.gallery or galleries.get(engine.card.family)
-        if folder is None:
-            folder = random_gallery(
-                scratch / f"gallery-{len(galleries)}", engine, config.gallery_size
-            )
-            galleries[engine.card.family] = folder
-        image = config.query_image or query_image(scratch)
-        with Gallery.open(folder, expected_model=model_ref(engine.card)) as gallery:
-            row["end_to_end"] = measure_end_to_end(
-                engine, gallery, image, config.warmup, config.iters, config.k
-            )
-        row["status"] = "ok"
-        close_engine(engine)
-    except BackendUnavailableError as err:
-        row.update(status="unavailable", reason=str(err))
-    except Exception as err:  # a backend that breaks is a row saying how, not a crashed run
-        row.update(status="failed", reason=f"{type(err).__name__}: {err}")
-    return row
+    return measure_row(
+        target, config.threads, lambda engine: measure_engine(engine, config, scratch, galleries)
+    )
+
+
+def measure_engine(
+    engine: Engine, config: LatencyConfig, scratch: Path, galleries: dict[str, Path]
+) -> dict[str, Any]:
+    """Per-batch statistics and the end-to-end split of one open engine."""
+    batches = {
+        str(b): measure_embed(engine, b, config.warmup, config.iters) for b in config.batch_sizes
+    }
+    folder = config.gallery or galleries.get(engine.card.family)
+    if folder is None:
+        folder = random_gallery(scratch / f"gallery-{len(galleries)}", engine, config.gallery_size)
+        galleries[engine.card.family] = folder
+    image = config.query_image or query_image(scratch)
+    with open_gallery(folder, expected_model=model_ref(engine.card)) as gallery:
+        end_to_end = measure_end_to_end(
+            engine, gallery, image, config.warmup, config.iters, config.k
+        )
+    return {"batches": batches, "end_to_end": end_to_end}
 
 
 def measure_all(config: LatencyConfig) -> list[dict[str, Any]]:

@@ -213,8 +213,8 @@ def trained(checkpoint: Path, engine: Path | None) -> Subject:
     name = f"{checkpoint} ({model.config.backbone}@{model.config.img_size}, trained)"
     if engine is None:
         return Subject(name, model)
-    from sketchsearch.runtime.onnx_engine import OnnxEngine
-    from sketchsearch.train.checkpoint_card import file_sha256
+    from sketchsearch.data.hashing import file_sha256
+    from sketchsearch.runtime.engines.onnx_engine import OnnxEngine
 
     onnx = OnnxEngine(engine)
     if onnx.card.checkpoint_sha256 != file_sha256(checkpoint):

@@ -27,9 +27,10 @@ import numpy as np
 
 from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.data.split_spec import SplitPart, parse_split_spec
-from sketchsearch.gallery.gallery import Gallery
-from sketchsearch.runtime.engine import Engine
-from sketchsearch.runtime.evaluate import embed_part_queries, score_queries
+from sketchsearch.gallery.store import GalleryStore
+from sketchsearch.gallery.store_table import open_gallery
+from sketchsearch.runtime.engines.protocol import Engine
+from sketchsearch.runtime.evaluation.evaluate import embed_part_queries, score_queries
 from sketchsearch.runtime.rerank import DEFAULT_SHORTLIST, RERANK_METHODS, RerankConfig, rerank
 
 PLAIN_K = 10  # what retrieve returns by default: the search a plain query pays for
@@ -47,7 +48,7 @@ class RerankBenchConfig:
 
 
 def time_one_query(
-    gallery: Gallery, vector: np.ndarray, reranking: RerankConfig
+    gallery: GalleryStore, vector: np.ndarray, reranking: RerankConfig
 ) -> tuple[float, float]:
     """Seconds for the search, and for fetching the shortlist and re-ranking it."""
     start = time.perf_counter()
@@ -60,7 +61,7 @@ def time_one_query(
 
 
 def measure_latency(
-    gallery: Gallery, vectors: np.ndarray, reranking: RerankConfig
+    gallery: GalleryStore, vectors: np.ndarray, reranking: RerankConfig
 ) -> dict[str, float]:
     time_one_query(gallery, vectors[0], reranking)  # warm-up
     samples = [time_one_query(gallery, vector, reranking) for vector in vectors]
@@ -75,7 +76,7 @@ def measure_latency(
 
 
 def measure_reranking(
-    engine: Engine, gallery: Gallery, part: SplitPart, config: RerankBenchConfig
+    engine: Engine, gallery: GalleryStore, part: SplitPart, config: RerankBenchConfig
 ) -> dict[str, Any]:
     """One row per method: metrics through the runtime's evaluation, and latency per query."""
     queries = embed_part_queries(engine, part, config.direction, config.batch_size)
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="Inference threads.")
     parser.add_argument("--json", type=Path, help="Write the report as JSON.")
     args = parser.parse_args(argv)
-    from sketchsearch.runtime.engines import open_engine
+    from sketchsearch.runtime.engines.table import open_engine
     from sketchsearch.runtime.retriever import model_ref
 
     config = RerankBenchConfig(
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         RerankConfig(method=method, shortlist=config.shortlist)
     part = parse_split_spec(args.split, args.data)
     engine = open_engine(args.engine, threads=args.threads, batch_pipeline=True)
-    with Gallery.open(args.index, expected_model=model_ref(engine.card)) as gallery:
+    with open_gallery(args.index, expected_model=model_ref(engine.card)) as gallery:
         report = measure_reranking(engine, gallery, part, config)
     print(table(report))
     if args.json:

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from sketchsearch.benchmarks.machine_info import machine_facts
-from sketchsearch.gallery import Gallery, GalleryItem
-from sketchsearch.runtime.engine import Engine
-from sketchsearch.runtime.engines import open_engine
+from sketchsearch.data.hashing import file_sha256
+from sketchsearch.gallery import GalleryItem, create_gallery, open_gallery
+from sketchsearch.runtime.engines.protocol import Engine
+from sketchsearch.runtime.engines.table import open_engine
 from sketchsearch.runtime.gallery_build import folder_sources
 from sketchsearch.runtime.pipeline import embed_paths
 from sketchsearch.runtime.retriever import model_ref
@@ -56,13 +57,13 @@ import cv2; mark("import cv2")
 import onnxruntime; mark("import onnxruntime")
 import hnswlib; mark("import hnswlib")
 import click; mark("import click")
-import sketchsearch.runtime.retrieve_cli; mark("import retrieve_cli")
-from sketchsearch.gallery.gallery import Gallery
-from sketchsearch.runtime.engines import open_engine
+import sketchsearch.cli.retrieve_command; mark("import retrieve_cli")
+from sketchsearch.gallery.store_table import open_gallery
+from sketchsearch.runtime.engines.table import open_engine
 from sketchsearch.runtime.retriever import Retriever, model_ref
 mark("import gallery, engines, retriever")
 engine = open_engine(sys.argv[1]); mark("open engine (onnxruntime session)")
-gallery = Gallery.open(sys.argv[2], expected_model=model_ref(engine.card)); mark("open gallery")
+gallery = open_gallery(sys.argv[2], expected_model=model_ref(engine.card)); mark("open gallery")
 (answer,) = Retriever(engine, gallery).search_files([sys.argv[3]], k=10); mark("first query")
 print(json.dumps(marks))
 """
@@ -75,7 +76,7 @@ def ensure_engine(engine: Path | None, checkpoint: Path, work: Path) -> Path:
         return engine
     from sketchsearch.runtime.model_card import read_onnx_card
 
-    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    digest = file_sha256(checkpoint)
     target = work / "model.onnx"
     for candidate in (DEMO / "model.onnx", target):
         if candidate.is_file() and read_onnx_card(candidate).checkpoint_sha256 == digest:
@@ -104,7 +105,7 @@ def build_synthetic_gallery(
     """A gallery of ``items`` vectors made from ``seeds`` real images (reused when it fits)."""
     ref = model_ref(engine.card)
     if (folder / "manifest.json").exists():
-        with Gallery.open(folder) as existing:
+        with open_gallery(folder) as existing:
             if existing.manifest.model == ref and existing.manifest.live == items:
                 return {"reused": True, **json.loads((folder / "built.json").read_text())}
         shutil.rmtree(folder)
@@ -123,7 +124,7 @@ def build_synthetic_gallery(
             copy = f"{source.path}#copy{i}"
             digest = hashlib.sha256(copy.encode()).hexdigest()
             gallery_items.append(GalleryItem(copy, digest, source.label))
-    with Gallery.create(
+    with create_gallery(
         folder, vectors.shape[1], "cosine", model=ref, root=str(images.resolve())
     ) as gallery:
         gallery.add(vectors, gallery_items)

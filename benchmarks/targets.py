@@ -6,7 +6,7 @@ same reasons for the rows that cannot run here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,24 +14,27 @@ from typing import Any
 from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.data.errors import SketchsearchError, UsageError
 from sketchsearch.runtime.cuda_probe import probe_distributions, tensorrt_install
-from sketchsearch.runtime.engine import (
-    ONNX_SUFFIXES,
-    TENSORRT_SUFFIXES,
-    TORCH_SUFFIXES,
-    BackendUnavailableError,
-    Engine,
-)
+from sketchsearch.runtime.engines.backend import Backend, Offer, OpenOptions
+from sketchsearch.runtime.engines.protocol import BackendUnavailableError, Engine
+from sketchsearch.runtime.engines.table import all_backends, backend_for
 
-PROVIDERS = ("cpu", "cuda", "tensorrt")
-BACKEND_LABELS = {
-    "torch-cpu": "torch eager (CPU)",
-    "torch-cuda": "torch eager (CUDA)",
-    "torch-cuda-fp16": "torch eager, fp16 autocast (CUDA)",
-    "ort-cpu": "onnxruntime CPU",
-    "ort-cuda": "onnxruntime CUDA",
-    "ort-tensorrt": "onnxruntime TensorRT EP",
-    "tensorrt": "TensorRT",
-}
+
+def offered_devices() -> tuple[str, ...]:
+    """What ``--providers`` can name: the devices the backend table offers, in table order."""
+    devices = (offer.device for backend in all_backends() for offer in backend.offers)
+    return tuple(dict.fromkeys(device for device in devices if device is not None))
+
+
+def backend_labels() -> dict[str, str]:
+    """Every row the tables can have (``Target.backend``) and its label, from the table."""
+    return {offer.key: offer.label for backend in all_backends() for offer in backend.offers}
+
+
+def __getattr__(name: str) -> Any:
+    """``BACKEND_LABELS``, the old constant, read from the backend table when used."""
+    if name == "BACKEND_LABELS":
+        return backend_labels()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,13 @@ class Target:
     """One model file on one backend: what a row of the latency and accuracy tables measures."""
 
     model: Path
-    backend: str  # a key of BACKEND_LABELS
+    source: Backend  # the backend table's entry that runs the file
+    offer: Offer  # where it runs: the row
     precision: str
+
+    @property
+    def backend(self) -> str:
+        return self.offer.key
 
     @property
     def key(self) -> str:
@@ -49,67 +57,41 @@ class Target:
 
 def list_targets(models: Sequence[Path], providers: Sequence[str]) -> list[Target]:
     """Every (model, backend) pair asked for, runnable here or not."""
-    unknown = sorted(set(providers) - set(PROVIDERS))
+    offered = offered_devices()
+    unknown = sorted(set(providers) - set(offered))
     if unknown:
-        raise UsageError(f"--providers {','.join(unknown)}: use some of {', '.join(PROVIDERS)}")
+        raise UsageError(f"--providers {','.join(unknown)}: use some of {', '.join(offered)}")
     targets = []
     for model in models:
-        suffix = model.suffix.lower()
-        if suffix in TORCH_SUFFIXES:
-            targets.append(Target(model, "torch-cpu", "fp32"))
-            if "cuda" in providers:
-                targets.append(Target(model, "torch-cuda", "fp32"))
-                targets.append(Target(model, "torch-cuda-fp16", "fp16 (autocast)"))
-        elif suffix in ONNX_SUFFIXES:
-            precision = _precision(model)
-            targets.extend(Target(model, f"ort-{name}", precision) for name in providers)
-        elif suffix in TENSORRT_SUFFIXES:
-            targets.append(Target(model, "tensorrt", _precision(model)))
-        else:
-            raise UsageError(f"--model {model}: not a .ckpt, .onnx or .plan file")
+        backend = backend_for(model, "--model")
+        offers = [o for o in backend.offers if o.always or o.device in providers]
+        read = _precision(model, backend) if any(o.precision is None for o in offers) else "?"
+        targets.extend(Target(model, backend, o, o.precision or read) for o in offers)
     return targets
 
 
-def _precision(model: Path) -> str:
+def _precision(model: Path, backend: Backend) -> str:
     """The card's precision; for a file that cannot be read, the one its name says, or "?"."""
-    from sketchsearch.runtime.model_card import read_onnx_card, read_sidecar
-
     try:
-        card = read_onnx_card(model) if model.suffix == ".onnx" else read_sidecar(model)
-        return card.precision
+        card = backend.read_card(model)
     except (SketchsearchError, OSError):
-        named = [p for p in ("fp32", "fp16", "int8") if f".{p}." in model.name]
-        return named[0] if named else "?"
+        card = None
+    if card is not None:
+        return card.precision
+    named = [p for p in ("fp32", "fp16", "int8") if f".{p}." in model.name]
+    return named[0] if named else "?"
 
 
 def open_target(target: Target, threads: int | None) -> Engine:
-    """The engine, or BackendUnavailableError when this machine cannot run the backend."""
-    if target.backend.startswith("torch"):
-        device = "cpu" if target.backend == "torch-cpu" else "cuda"
-        if device == "cuda":
-            import torch
+    """The engine, or BackendUnavailableError when this machine cannot run the backend.
 
-            if not torch.cuda.is_available():
-                raise BackendUnavailableError("torch.cuda.is_available() is False: no CUDA GPU")
-        from sketchsearch.runtime.torch_engine import TorchEngine
-
-        fp16 = target.backend.endswith("fp16")
-        return TorchEngine(target.model, device=device, autocast_fp16=fp16, threads=threads)
-    if target.backend.startswith("ort-"):
-        from sketchsearch.runtime.onnx_engine import PROVIDER_ALIASES, OnnxEngine
-
-        provider = target.backend.removeprefix("ort-")
-        engine = OnnxEngine(target.model, provider=provider, threads=threads)
-        if engine.device != PROVIDER_ALIASES[provider]:  # onnxruntime fell back silently
-            raise BackendUnavailableError(
-                f"onnxruntime could not start {PROVIDER_ALIASES[provider]} here (it fell back "
-                f"to {engine.device}); check the GPU, CUDA and cuDNN libraries"
-            )
-        return engine
-    from sketchsearch.runtime.tensorrt_engine import TensorRTEngine, current_target
-
-    current_target()  # TensorRT and a GPU first: "unavailable" before "file not found"
-    return TensorRTEngine(target.model)
+    The backend's probe runs first, so a row reads "unavailable" rather than "file not
+    found" where the backend could not have run the file anyway.
+    """
+    offer = target.offer
+    target.source.check_available(offer.device)
+    options = OpenOptions(device=offer.device, threads=threads, autocast_fp16=offer.autocast_fp16)
+    return target.source.open(target.model, options)
 
 
 def target_row(target: Target) -> dict[str, Any]:
@@ -119,7 +101,7 @@ def target_row(target: Target) -> dict[str, Any]:
         "model": str(target.model),
         "file": target.model.name,
         "backend": target.backend,
-        "backend_label": BACKEND_LABELS[target.backend],
+        "backend_label": target.offer.label,
         "precision": target.precision,
         "file_size_mb": round(size, 3) if size is not None else None,
         "status": "failed",
@@ -127,6 +109,27 @@ def target_row(target: Target) -> dict[str, Any]:
         "device": None,
         "family": None,
     }
+
+
+def measure_row(
+    target: Target, threads: int | None, measure: Callable[[Engine], dict[str, Any]]
+) -> dict[str, Any]:
+    """One table row: ``measure(engine)``'s figures, or why there are none.
+
+    The engine is closed before the next row opens its own; an unavailable backend is a row
+    saying so, and a backend that breaks is a row saying how, never a crashed run.
+    """
+    row = target_row(target)
+    try:
+        with open_target(target, threads) as engine:
+            row["device"], row["family"] = engine.device, engine.card.family
+            row.update(measure(engine))
+        row["status"] = "ok"
+    except BackendUnavailableError as err:
+        row.update(status="unavailable", reason=str(err))
+    except Exception as err:
+        row.update(status="failed", reason=f"{type(err).__name__}: {err}")
+    return row
 
 
 def environment(threads: int | None) -> dict[str, str]:
@@ -161,13 +164,6 @@ def environment(threads: int | None) -> dict[str, str]:
         onnxruntime_providers=",".join(onnxruntime.get_available_providers()),
         **versions,
     )
-
-
-def close_engine(engine: Engine) -> None:
-    """Free what an engine holds (TensorRT buffers and streams) before the next one opens."""
-    close = getattr(engine, "close", None)
-    if callable(close):
-        close()
 
 
 def parse_providers(text: str) -> tuple[str, ...]:

@@ -11,16 +11,24 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sketchsearch.data.errors import SplitFileError, SplitMismatchError
+from sketchsearch.data.file_format import FileFormat
 from sketchsearch.data.layouts import Collection, Item, parse_item, scan
 from sketchsearch.data.splits import PARTS, SplitConfig, SplitResult, fingerprint
 
 SPLIT_FORMAT = "sketchsearch-split"
 SPLIT_FORMAT_VERSION = 1
+SPLIT_FILE = FileFormat(
+    SPLIT_FORMAT,
+    SPLIT_FORMAT_VERSION,
+    "split file",
+    SplitFileError,
+    fix=": re-run `sketchsearch data split`",
+)
 
 
 @dataclass(frozen=True)
@@ -49,26 +57,7 @@ class SplitFile:
 
     @classmethod
     def from_json(cls, text: str, source: str = "<split>") -> SplitFile:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise SplitFileError(
-                f"{source}: not valid JSON ({err.msg}, line {err.lineno})"
-            ) from None
-        if not isinstance(raw, dict) or raw.get("format") != SPLIT_FORMAT:
-            raise SplitFileError(f"{source}: not a sketchsearch split file")
-        if raw.get("format_version") != SPLIT_FORMAT_VERSION:
-            raise SplitFileError(
-                f"{source}: split format version {raw.get('format_version')!r}, this version "
-                f"of sketchsearch reads version {SPLIT_FORMAT_VERSION}: re-run `data split`"
-            )
-        expected = {f.name for f in fields(cls)}
-        unknown, missing = set(raw) - expected, expected - set(raw)
-        if unknown or missing:
-            raise SplitFileError(
-                f"{source}: unexpected keys {sorted(unknown)}, missing keys {sorted(missing)}"
-            )
-        return cls(**_with_tuples(raw))
+        return cls(**_with_tuples(SPLIT_FILE.load(text, cls, source)))
 
     def part_items(self, part: str) -> list[Item]:
         if part not in self.items:

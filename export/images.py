@@ -13,6 +13,7 @@ from pathlib import Path
 from sketchsearch.data.errors import UsageError
 from sketchsearch.data.imagefile import image_files
 from sketchsearch.data.split_spec import parse_split_spec
+from sketchsearch.train.run_folder import RunFolder
 
 RECOMMENDED_CALIBRATION = 300
 
@@ -29,7 +30,7 @@ def folder_images(folder: Path) -> list[Path]:
 
 
 def resolve_images(
-    checkpoint: Path,
+    run: RunFolder,
     calib_images: Path | None,
     calib_split: str | None,
     data_root: Path | None,
@@ -39,7 +40,7 @@ def resolve_images(
 ) -> ExportImages | None:
     """Calibration images (a shuffled sample) and a disjoint verification sample if possible.
 
-    Without a source, the training run's own split (its ``config.yaml`` beside the checkpoint)
+    Without a source, the training run's own split (``run``: the files beside the checkpoint)
     is used: calibration from its train part, verification from its val part. None when no
     images can be found at all.
     """
@@ -50,9 +51,10 @@ def resolve_images(
         verification = pool[calib_count : calib_count + verify_count] or pool[:verify_count]
         return ExportImages(tuple(pool[:calib_count]), tuple(verification), str(calib_images))
     if calib_split is None:
-        calib_split, data_root = run_split(checkpoint)
-        if calib_split is None:
+        own = run.split_and_data()
+        if own is None:
             return None
+        calib_split, data_root = str(own[0]), own[1]
     calibration_part = parse_split_spec(calib_split, data_root, default_part="train")
     calibration = [calibration_part.path(item) for item in calibration_part.items()]
     rng.shuffle(calibration)
@@ -68,33 +70,6 @@ def resolve_images(
         tuple(verification[:verify_count] or calibration[:verify_count]),
         f"{spec_path} ({calibration_part.part} for calibration, {other} for verification)",
     )
-
-
-def run_split(checkpoint: Path) -> tuple[str | None, Path | None]:
-    config = checkpoint.parent / "config.yaml"
-    if not config.is_file():
-        return None, None
-    import yaml
-
-    raw = yaml.safe_load(config.read_text())
-    if not isinstance(raw, dict) or not raw.get("split") or not raw.get("data"):
-        return None, None
-    split = _locate(Path(str(raw["split"])), checkpoint)
-    data = _locate(Path(str(raw["data"])), checkpoint)
-    if split is None or data is None or not split.is_file() or not data.is_dir():
-        return None, None
-    return str(split), data
-
-
-def _locate(path: Path, checkpoint: Path) -> Path | None:
-    """A run's config may hold paths relative to where training ran: try the current folder,
-    then each folder above the run's."""
-    if path.is_absolute() or path.exists():
-        return path
-    for base in checkpoint.resolve().parents[1:]:
-        if (base / path).exists():
-            return base / path
-    return None
 
 
 def check_calibration_count(count: int, batch_size: int) -> None:

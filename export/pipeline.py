@@ -36,6 +36,7 @@ from sketchsearch.export.verify import (
 )
 from sketchsearch.runtime.model_card import PRECISIONS, ModelCard
 from sketchsearch.train.checkpoint_card import LoadedCheckpoint, load_with_card
+from sketchsearch.train.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -72,25 +73,30 @@ class ExportResult:
     calibration: CalibrationChoice | None = None
 
 
-def export_onnx(options: ExportOptions) -> list[ExportResult]:
+def export_onnx(
+    options: ExportOptions, loaded: LoadedCheckpoint | None = None
+) -> list[ExportResult]:
+    """Export ``options.checkpoint``; ``loaded`` is that checkpoint when the caller has read it
+    already (`sketchsearch bench` exports it in three precisions from one read)."""
     if options.precision not in PRECISIONS:
         raise UsageError(f"--precision {options.precision!r}: use one of {', '.join(PRECISIONS)}")
     if options.output.suffix != ".onnx":
         raise UsageError(f"--output {options.output}: the file name must end in .onnx")
     if not options.output.parent.is_dir():
         raise UsageError(f"--output {options.output}: folder {options.output.parent} not found")
-    loaded = load_with_card(options.checkpoint, options.precision)
-    images = _images(options)
+    if loaded is None:
+        loaded = load_with_card(options.checkpoint)  # the only read of the checkpoint file
+    images = _images(options, loaded.run)
     domains = ["query", "gallery"] if loaded.model.config.separate_encoders else ["both"]
     return [_export_one(options, loaded, images, domain, len(domains) > 1) for domain in domains]
 
 
-def _images(options: ExportOptions) -> ExportImages | None:
+def _images(options: ExportOptions, run: RunFolder) -> ExportImages | None:
     needs_images = options.verify or options.precision == "int8"
     if not needs_images:
         return None
     images = resolve_images(
-        options.checkpoint,
+        run,
         options.calib_images,
         options.calib_split,
         options.data_root,
@@ -124,6 +130,7 @@ def _export_one(
     target = output_path(options.output, domain, separate)
     graph_domain = "query" if domain == "both" else domain
     card = loaded.card.with_changes(
+        precision=options.precision,
         domain=domain,
         input_name=INPUT_NAME,
         input_dtype=options.input_dtype,
@@ -314,7 +321,7 @@ def verify_existing(
             f"{checkpoint} ({loaded.card.checkpoint_sha256[:12]})"
         )
     images = resolve_images(
-        checkpoint, calib_images, calib_split, data_root, verify_count, verify_count
+        loaded.run, calib_images, calib_split, data_root, verify_count, verify_count
     )
     if images is None:
         raise UsageError(

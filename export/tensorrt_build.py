@@ -29,11 +29,17 @@ from sketchsearch.export.verify import (
     compare,
     onnx_embeddings,
 )
-from sketchsearch.runtime.engine import (
-    TENSORRT_SUFFIXES,
+from sketchsearch.runtime.engines.protocol import (
     BackendUnavailableError,
     Engine,
     EngineError,
+)
+from sketchsearch.runtime.engines.table import backend_named
+from sketchsearch.runtime.engines.tensorrt_engine import (
+    EMBEDDING,
+    TensorRTEngine,
+    TensorRTTarget,
+    current_target,
 )
 from sketchsearch.runtime.model_card import (
     ModelCard,
@@ -43,12 +49,6 @@ from sketchsearch.runtime.model_card import (
     write_sidecar,
 )
 from sketchsearch.runtime.preprocess import preprocess_batch
-from sketchsearch.runtime.tensorrt_engine import (
-    EMBEDDING,
-    TensorRTEngine,
-    TensorRTTarget,
-    current_target,
-)
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -89,9 +89,10 @@ class TensorRTExportConfig:
     lint: bool = True  # refuse a graph that breaks a parser rule, before TensorRT is needed
 
     def __post_init__(self) -> None:
-        if self.output.suffix not in TENSORRT_SUFFIXES:
+        suffixes = backend_named("tensorrt").suffixes
+        if self.output.suffix not in suffixes:
             raise UsageError(
-                f"--output {self.output}: use a {' or '.join(TENSORRT_SUFFIXES)} name, which "
+                f"--output {self.output}: use a {' or '.join(suffixes)} name, which "
                 "is how the runtime recognises a TensorRT engine"
             )
         if self.workspace_gb is not None and not self.workspace_gb > 0:

@@ -2,8 +2,8 @@
 
 import sys
 
-from sketchsearch.export.cli import onnx_command
-from sketchsearch.runtime.cli import run
+from sketchsearch.cli.export_commands import onnx_command
+from sketchsearch.cli.main import run
 
 if __name__ == "__main__":
     sys.exit(run(onnx_command))

@@ -2,8 +2,8 @@
 
 import sys
 
-from sketchsearch.export.tensorrt_cli import tensorrt
-from sketchsearch.runtime.cli import run
+from sketchsearch.cli.main import run
+from sketchsearch.cli.tensorrt_commands import tensorrt
 
 if __name__ == "__main__":
     sys.exit(run(tensorrt))

@@ -1,4 +1,6 @@
-"""Persistent galleries: an HNSW index, SQLite metadata and a manifest binding them to a model.
+"""Persistent galleries behind one protocol (``GalleryStore``, opened with ``open_gallery``).
+
+The folder kind: an HNSW index, SQLite metadata and a manifest binding them to a model.
 
 Torch-free and engine-free: numpy, hnswlib and sqlite3 only.
 """
@@ -13,6 +15,8 @@ from sketchsearch.gallery.results import (
     RemoveReport,
     SearchResult,
 )
+from sketchsearch.gallery.store import GalleryStore
+from sketchsearch.gallery.store_table import create_gallery, open_gallery
 
 __all__ = [
     "AddReport",
@@ -21,8 +25,11 @@ __all__ = [
     "GalleryInfo",
     "GalleryItem",
     "GalleryManifest",
+    "GalleryStore",
     "ItemRow",
     "ModelRef",
     "RemoveReport",
     "SearchResult",
+    "create_gallery",
+    "open_gallery",
 ]

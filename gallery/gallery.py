@@ -4,6 +4,8 @@ Changes (``add``, ``remove``, ``compact``, ``set_threshold``) happen in memory a
 disk at ``commit``, which is crash-safe (``commit.py``). One process writes at a time; any
 number read the last committed state. Inside a process, a lock keeps searches and changes
 from overlapping, because hnswlib is not safe for queries running during inserts.
+
+It is the folder kind of ``GalleryStore`` (``store.py``); users open it with ``open_gallery``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from sketchsearch.gallery.results import (
     RemoveReport,
     SearchResult,
 )
+from sketchsearch.gallery.store import check_model
 
 DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 200
@@ -84,6 +87,11 @@ class Gallery:
         self._dirty = False
         self._live = store.counts()[0]  # kept here: counting rows per search would be O(n)
         self._broken = False
+
+    @property
+    def ref(self) -> str:
+        """The folder, as ``open_gallery`` takes it (the ``GalleryStore`` protocol)."""
+        return str(self.directory)
 
     # ----------------------------------------------------------------- lifecycle
     @classmethod
@@ -398,19 +406,13 @@ class Gallery:
         return check_vectors(vectors, self.manifest, self.directory, stored)
 
     def _check_model(self, expected: ModelRef) -> None:
-        built = self.manifest.model
-        if expected.family != built.family or expected.dim != built.dim:
+        try:
+            note = check_model(self.ref, self.manifest.model, expected)
+        except GalleryMismatchError:
             self.close()
-            raise GalleryMismatchError(
-                f"{self.directory}: gallery was built with model {built.describe()}, you are "
-                f"querying with model {expected.describe()}: rebuild the gallery with "
-                "`sketchsearch gallery build` for this model"
-            )
-        if expected.precision != built.precision:
-            self.notes.append(
-                f"gallery built at {built.precision}, queried at {expected.precision}: "
-                "same weights, vectors are comparable"
-            )
+            raise
+        if note is not None:
+            self.notes.append(note)
 
     @contextlib.contextmanager
     def _changing(self) -> Iterator[None]:

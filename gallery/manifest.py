@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sketchsearch.data.file_format import FileFormat
 from sketchsearch.gallery.errors import GalleryCorruptError
 
 GALLERY_FORMAT = "sketchsearch-gallery"
 GALLERY_FORMAT_VERSION = 1
+MANIFEST = FileFormat(
+    GALLERY_FORMAT, GALLERY_FORMAT_VERSION, "gallery manifest", GalleryCorruptError
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class ModelRef:
     def from_dict(cls, raw: object, source: str) -> ModelRef:
         if not isinstance(raw, dict):
             raise GalleryCorruptError(f"{source}: model must be an object")
-        _check_keys(raw, cls, f"{source}: model")
+        MANIFEST.check_keys(raw, cls, f"{source}: model")
         for name in ("family", "name", "precision"):
             if name in raw and not (isinstance(raw[name], str) and raw[name]):
                 raise GalleryCorruptError(f"{source}: model.{name} must be a non-empty string")
@@ -75,7 +79,7 @@ class MatchThreshold:
     def from_dict(cls, raw: object, source: str) -> MatchThreshold:
         if not isinstance(raw, dict):
             raise GalleryCorruptError(f"{source}: threshold must be an object or absent")
-        _check_keys(raw, cls, f"{source}: threshold")
+        MANIFEST.check_keys(raw, cls, f"{source}: threshold")
         for name in _NUMBERS:
             value = raw[name]
             is_number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -132,18 +136,7 @@ class GalleryManifest:
 
     @classmethod
     def from_json(cls, text: str, source: str) -> GalleryManifest:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise GalleryCorruptError(f"{source}: not valid JSON ({err.msg})") from None
-        if not isinstance(raw, dict) or raw.get("format") != GALLERY_FORMAT:
-            raise GalleryCorruptError(f"{source}: not a sketchsearch gallery manifest")
-        if raw.get("format_version") != GALLERY_FORMAT_VERSION:
-            raise GalleryCorruptError(
-                f"{source}: gallery format version {raw.get('format_version')!r}; this "
-                f"version of sketchsearch reads version {GALLERY_FORMAT_VERSION}"
-            )
-        _check_keys(raw, cls, source)
+        raw = MANIFEST.load(text, cls, source)
         _check_types(raw, source)
         model = ModelRef.from_dict(raw["model"], source)
         if model.dim != raw["dim"]:
@@ -201,19 +194,3 @@ def _check_types(raw: dict[str, Any], source: str) -> None:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _check_keys(raw: dict[str, Any], cls: type, source: str) -> None:
-    expected = {f.name for f in fields(cls)}
-    unknown = set(raw) - expected
-    missing = {f.name for f in fields(cls) if f.name not in raw and not _has_default(f)}
-    if unknown or missing:
-        raise GalleryCorruptError(
-            f"{source}: unexpected keys {sorted(unknown)}, missing keys {sorted(missing)}"
-        )
-
-
-def _has_default(f: Any) -> bool:
-    from dataclasses import MISSING
-
-    return f.default is not MISSING or f.default_factory is not MISSING

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sketchsearch.runtime.engine import BackendUnavailableError
+from sketchsearch.runtime.engines.protocol import BackendUnavailableError
 
 LIBCUDA = "libcuda.so.1"
 PROC_VERSION = Path("/proc/driver/nvidia/version")

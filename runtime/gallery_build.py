@@ -7,7 +7,6 @@ new or changed, so re-running it over the same folder costs a read, not an infer
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -16,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from sketchsearch.data.errors import UsageError
+from sketchsearch.data.hashing import file_sha256
 from sketchsearch.data.imagefile import image_files
 from sketchsearch.data.split_spec import SplitPart
-from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.gallery.items import GalleryItem
-from sketchsearch.runtime.engine import Engine
+from sketchsearch.gallery.store import GalleryStore
+from sketchsearch.gallery.store_table import create_gallery, open_gallery
+from sketchsearch.runtime.engines.protocol import Engine
 from sketchsearch.runtime.pipeline import Failure, embed_paths, relative_to_root
 from sketchsearch.runtime.retriever import model_ref
 
@@ -37,7 +38,7 @@ class Source:
 
 @dataclass
 class BuildReport:
-    gallery: Path
+    gallery: str  # the store, as `open_gallery` takes it
     indexed: int = 0
     updated: int = 0
     skipped: int = 0  # already in the gallery with the same content
@@ -74,7 +75,7 @@ def split_sources(part: SplitPart, domain: str) -> list[Source]:
 
 def build_gallery(
     engine: Engine,
-    out: Path,
+    out: str | os.PathLike[str],
     root: Path,
     sources: Sequence[Source],
     batch_size: int = 32,
@@ -86,7 +87,7 @@ def build_gallery(
     if not sources:
         raise UsageError("no images to index")
     card = engine.card
-    gallery = Gallery.create(
+    gallery = create_gallery(
         out, card.embed_dim, "cosine", model=model_ref(card), root=str(root.resolve())
     )
     with gallery:
@@ -95,7 +96,7 @@ def build_gallery(
 
 def add_files(
     engine: Engine,
-    gallery_dir: Path,
+    gallery_dir: str | os.PathLike[str],
     files: Sequence[Path],
     batch_size: int = 32,
     workers: int | None = None,
@@ -103,10 +104,10 @@ def add_files(
 ) -> BuildReport:
     """Add image files (or folders of them) under the gallery's root to an existing gallery."""
     _check_gallery_encoder(engine)
-    with Gallery.open(gallery_dir, expected_model=model_ref(engine.card), mode="rw") as gallery:
+    with open_gallery(gallery_dir, expected_model=model_ref(engine.card), mode="rw") as gallery:
         root = gallery.manifest.root
         if root is None:
-            raise UsageError(f"{gallery_dir}: the gallery has no root folder to add files under")
+            raise UsageError(f"{gallery.ref}: the gallery has no root folder to add files under")
         sources, outside = _sources_under(Path(root), files)
         report = _index(engine, gallery, sources, batch_size, workers, progress, check_known=True)
         report.failed[:0] = [Failure(str(f), f"not under the gallery root {root}") for f in outside]
@@ -143,7 +144,7 @@ def _sources_under(root: Path, files: Sequence[Path]) -> tuple[list[Source], lis
 
 def _index(
     engine: Engine,
-    gallery: Gallery,
+    gallery: GalleryStore,
     sources: Sequence[Source],
     batch_size: int,
     workers: int | None,
@@ -151,7 +152,7 @@ def _index(
     check_known: bool,
 ) -> BuildReport:
     start = time.perf_counter()
-    report = BuildReport(gallery.directory)
+    report = BuildReport(gallery.ref)
     todo = list(sources)
     if check_known:
         known = gallery.digests(s.path for s in todo)
@@ -188,7 +189,7 @@ def _index(
 def _hash_files(files: Sequence[Path], workers: int | None) -> dict[Path, str]:
     def digest(file: Path) -> tuple[Path, str]:
         try:
-            return file, hashlib.sha256(file.read_bytes()).hexdigest()
+            return file, file_sha256(file)
         except OSError:
             return file, ""  # unreadable: embedding will report it
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sketchsearch.data.errors import ExitCode, SketchsearchError
+from sketchsearch.data.file_format import FileFormat
 from sketchsearch.runtime.preprocess import PreprocessConfig
 
 CARD_KEY = "sketchsearch.model_card"
@@ -33,6 +34,16 @@ class ModelCardError(SketchsearchError):
     exit_code = ExitCode.BAD_INPUT
 
 
+CARD = FileFormat(
+    CARD_FORMAT,
+    CARD_FORMAT_VERSION,
+    "model card",
+    ModelCardError,
+    fix=": re-export the model",
+    keys_message="model card has unknown keys {unknown} and lacks keys {missing}",
+)
+
+
 @dataclass(frozen=True)
 class TensorRTInfo:
     """What a serialized engine is tied to: it only loads on the same TensorRT and GPU."""
@@ -47,7 +58,7 @@ class TensorRTInfo:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str) -> TensorRTInfo:
-        _check_keys(raw, cls, f"{source}: tensorrt")
+        CARD.check_keys(raw, cls, f"{source}: tensorrt")
         return cls(**raw)
 
 
@@ -126,23 +137,11 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, text: str, source: str) -> ModelCard:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ModelCardError(f"{source}: model card is not valid JSON ({err.msg})") from None
-        return cls.from_dict(raw, source)
+        return cls.from_dict(CARD.parse(text, source), source)
 
     @classmethod
     def from_dict(cls, raw: object, source: str) -> ModelCard:
-        if not isinstance(raw, dict) or raw.get("format") != CARD_FORMAT:
-            raise ModelCardError(f"{source}: not a sketchsearch model card")
-        if raw.get("format_version") != CARD_FORMAT_VERSION:
-            raise ModelCardError(
-                f"{source}: model card version {raw.get('format_version')!r}; this version of "
-                f"sketchsearch reads version {CARD_FORMAT_VERSION}: re-export the model"
-            )
-        _check_keys(raw, cls, source)
-        values = dict(raw)
+        values = dict(CARD.check(raw, cls, source))
         try:
             values["preprocess"] = PreprocessConfig.from_dict(values["preprocess"])
             values["class_names"] = tuple(str(name) for name in values["class_names"])
@@ -152,20 +151,6 @@ class ModelCard:
             return cls(**values)
         except (TypeError, ValueError) as err:
             raise ModelCardError(f"{source}: invalid model card ({err})") from None
-
-
-def _check_keys(raw: Mapping[str, Any], cls: type, source: str) -> None:
-    from dataclasses import MISSING
-
-    names = {f.name for f in fields(cls)}
-    required = {
-        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
-    }
-    unknown, missing = sorted(set(raw) - names), sorted(required - set(raw))
-    if unknown or missing:
-        raise ModelCardError(
-            f"{source}: model card has unknown keys {unknown} and lacks keys {missing}"
-        )
 
 
 def sidecar_path(engine: str | Path) -> Path:

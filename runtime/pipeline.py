@@ -21,7 +21,7 @@ import numpy as np
 
 from sketchsearch.data.errors import ImageDecodeError
 from sketchsearch.data.imagefile import read_bytes
-from sketchsearch.runtime.engine import Engine
+from sketchsearch.runtime.engines.protocol import Engine
 from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_bytes
 
 

@@ -17,17 +17,16 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.gallery.manifest import ModelRef
 from sketchsearch.gallery.results import SearchResult
-from sketchsearch.runtime.engine import Engine
+from sketchsearch.gallery.store import GalleryStore
+from sketchsearch.runtime.engines.protocol import Engine
 from sketchsearch.runtime.model_card import ModelCard
 from sketchsearch.runtime.pipeline import load_image
 from sketchsearch.runtime.rerank import RerankConfig, rerank
@@ -84,7 +83,7 @@ class Retriever:
     def __init__(
         self,
         engine: Engine,
-        gallery: Gallery,
+        gallery: GalleryStore,
         min_score: float | None = None,
         reranking: RerankConfig | None = None,
     ) -> None:
@@ -95,8 +94,7 @@ class Retriever:
             )
         if gallery.manifest.live == 0:
             raise UsageError(
-                f"{gallery.directory}: the gallery is empty; add images with "
-                "`sketchsearch gallery add`"
+                f"{gallery.ref}: the gallery is empty; add images with `sketchsearch gallery add`"
             )
         self.engine = engine
         self.gallery = gallery
@@ -226,10 +224,3 @@ def _read_defaults(record: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-
-
-def answer_dict(answer: Answer) -> dict[str, Any]:
-    data = asdict(answer)
-    data.pop("matches")
-    data["results"] = [asdict(match) for match in answer.matches]
-    return data

@@ -11,12 +11,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sketchsearch.runtime.engine import check_batch
+from sketchsearch.runtime.engines.lifecycle import EngineLifecycle
+from sketchsearch.runtime.engines.protocol import check_batch
 from sketchsearch.runtime.model_card import ModelCard
 from sketchsearch.runtime.preprocess import PreprocessConfig
 
 
-class ColourEngine:
+class ColourEngine(EngineLifecycle):
+    """The Engine protocol in full: ``with``, ``close()`` and a no-op ``synchronize()``."""
+
     backend = "colour"
     device = "cpu"
 
@@ -33,6 +36,7 @@ class ColourEngine:
         self.batches: list[int] = []
 
     def embed(self, images: np.ndarray) -> np.ndarray:
+        self._require_open()
         check_batch(images, self.card, self.path)
         self.batches.append(len(images))
         mean = images.reshape(len(images), -1, 3).mean(axis=1).astype(np.float32)

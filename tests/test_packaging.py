@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDERS = ("data", "gallery", "runtime", "train", "export", "benchmarks")
+FOLDERS = ("data", "gallery", "runtime", "train", "export", "benchmarks", "cli")
 DEPENDENCIES = (
     "onnx",
     "onnxruntime",

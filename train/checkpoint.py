@@ -1,18 +1,22 @@
 """Rebuilding the embedding model from a Lightning checkpoint or a plain state dict.
 
 Loading uses ``weights_only=True`` (no code from the file runs) and strict key matching (a
-checkpoint that does not fit is an error, never a half-loaded model). Export builds on this.
+checkpoint that does not fit is an error, never a half-loaded model). Export builds on this:
+it opens the file once (:func:`read_checkpoint`: hashed in chunks, then loaded from the same
+handle) and hands the result to everything that needs it.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sketchsearch.data.errors import ExitCode, SketchsearchError
+from sketchsearch.data.hashing import stream_sha256
 from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig
 
 
@@ -28,8 +32,35 @@ class CheckpointMismatchError(SketchsearchError):
     exit_code = ExitCode.MISMATCH
 
 
+@dataclass(frozen=True)
+class CheckpointFile:
+    """A checkpoint file as read from disk: what ``torch.load`` returned, and its SHA-256."""
+
+    path: Path
+    contents: dict[str, Any]
+    sha256: str
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> CheckpointFile:
+    """Open the file once: hash it, then load it from the same handle (bounded extra memory)."""
+    source = Path(path)
+    if not source.is_file():
+        raise CheckpointError(f"{source}: checkpoint not found")
+    try:
+        with open(source, "rb") as handle:
+            sha256 = stream_sha256(handle)
+            handle.seek(0)
+            raw = torch.load(handle, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file; all mean "unreadable"
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{source}: not a readable checkpoint ({message})") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{source}: holds a {type(raw).__name__}, not a state dict")
+    return CheckpointFile(source, raw, sha256)
+
+
 def load_checkpoint(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | CheckpointFile,
     *,
     backbone: str | None = None,
     embed_dim: int | None = None,
@@ -38,9 +69,9 @@ def load_checkpoint(
 ) -> EmbeddingModel:
     """The model in eval mode. A Lightning checkpoint says what it holds; a plain state dict
     needs ``model_config``. ``backbone``, ``embed_dim`` and ``num_classes`` are checked when
-    given."""
-    source = Path(path)
-    raw = _read(source)
+    given. ``path`` may be a :class:`CheckpointFile` already read."""
+    checkpoint = path if isinstance(path, CheckpointFile) else read_checkpoint(path)
+    source, raw = checkpoint.path, checkpoint.contents
     if isinstance(raw.get("hyper_parameters"), dict) and "state_dict" in raw:
         hyper = raw["hyper_parameters"]
         if not isinstance(hyper.get("model_config"), dict):
@@ -76,19 +107,6 @@ def load_checkpoint(
             f"({first} {detail})"
         ) from None
     return model.eval()
-
-
-def _read(source: Path) -> dict[str, Any]:
-    if not source.is_file():
-        raise CheckpointError(f"{source}: checkpoint not found")
-    try:
-        raw = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file; all mean "unreadable"
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{source}: not a readable checkpoint ({message})") from None
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{source}: holds a {type(raw).__name__}, not a state dict")
-    return raw
 
 
 def _check_expected(

@@ -7,57 +7,53 @@ their hyper-parameters; older ones (and plain state dicts) are completed from th
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
-import torch
-
 from sketchsearch.runtime.model_card import ModelCard
-from sketchsearch.train.checkpoint import load_checkpoint
+from sketchsearch.train.checkpoint import CheckpointFile, load_checkpoint, read_checkpoint
 from sketchsearch.train.embedding_model import EmbeddingModel
+from sketchsearch.train.run_folder import RunFolder, read_run_folder
 
 
 @dataclass(frozen=True)
 class LoadedCheckpoint:
+    """A checkpoint read once, with everything a command needs from it and its run folder."""
+
     model: EmbeddingModel
     card: ModelCard
+    run: RunFolder  # the run files beside the checkpoint (empty where there are none)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def load_with_card(
+    checkpoint: str | os.PathLike[str] | CheckpointFile, precision: str = "fp32"
+) -> LoadedCheckpoint:
+    """The model in eval mode and its card (fp32 graph, uint8 NHWC input, both domains).
 
-
-def load_with_card(path: str | os.PathLike[str], precision: str = "fp32") -> LoadedCheckpoint:
-    """The model in eval mode and its card (fp32 graph, uint8 NHWC input, both domains)."""
-    source = Path(path)
-    model = load_checkpoint(source)
-    info = _run_info(source)
+    The file is read once; pass a :class:`CheckpointFile` to reuse one already read."""
+    file = checkpoint if isinstance(checkpoint, CheckpointFile) else read_checkpoint(checkpoint)
+    model = load_checkpoint(file)
+    run = read_run_folder(file.path)
+    info = _run_info(file, run)
     config = model.config
     names = info.get("class_names") or [f"class_{i}" for i in range(config.num_classes)]
     if len(names) != config.num_classes:  # a run folder of another run
         names = [f"class_{i}" for i in range(config.num_classes)]
-    sha = file_sha256(source)
     card = ModelCard(
         backbone=config.backbone,
         embed_dim=config.embed_dim,
         preprocess=config.preprocess(),
         class_names=tuple(str(name) for name in names),
-        family=sha,
-        checkpoint_sha256=sha,
+        family=file.sha256,
+        checkpoint_sha256=file.sha256,
         precision=precision,
         split_fingerprint=info.get("split_fingerprint"),
         training=dict(info.get("training") or {}),
         versions=library_versions(),
     )
-    return LoadedCheckpoint(model, card)
+    return LoadedCheckpoint(model, card, run)
 
 
 def library_versions() -> dict[str, str]:
@@ -70,30 +66,16 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _run_info(source: Path) -> dict[str, Any]:
-    raw = torch.load(source, map_location="cpu", weights_only=True)
-    hyper = raw.get("hyper_parameters") if isinstance(raw, dict) else None
+def _run_info(file: CheckpointFile, run: RunFolder) -> dict[str, Any]:
+    """What the checkpoint says about its training, or else what its run folder says."""
+    hyper = file.contents.get("hyper_parameters")
     if isinstance(hyper, dict) and isinstance(hyper.get("run_info"), dict):
         return dict(hyper["run_info"])
-    return _run_folder_info(source.parent)
-
-
-def _run_folder_info(folder: Path) -> dict[str, Any]:
     info: dict[str, Any] = {}
-    classes = folder / "classes.txt"
-    if classes.is_file():
-        info["class_names"] = [line for line in classes.read_text().splitlines() if line]
-    split = folder / "split.txt"
-    if split.is_file():
-        for line in split.read_text().splitlines():
-            if line.startswith("fingerprint:"):
-                info["split_fingerprint"] = line.split(":", 1)[1].strip()
-    config = folder / "config.yaml"
-    if config.is_file():
-        import yaml
-
-        raw = yaml.safe_load(config.read_text())
-        if isinstance(raw, dict):
-            keep = ("model", "loss", "epochs", "batch_size", "optimizer", "lr", "seed")
-            info["training"] = {k: raw[k] for k in keep if k in raw}
+    if run.classes is not None:
+        info["class_names"] = list(run.classes)
+    if run.split_fingerprint is not None:
+        info["split_fingerprint"] = run.split_fingerprint
+    if run.config:
+        info["training"] = run.recipe()
     return info

@@ -11,16 +11,20 @@ import math
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sketchsearch.data.errors import UsageError
 from sketchsearch.train.loss_spec import parse_loss_spec
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "multistep", "none")
 AUGMENTATIONS = ("none", "basic", "randaugment")
 POSITIVES = ("category", "instance")
 PSEUDO_SKETCH_METHODS = ("xdog", "canny")
+Section = TypeVar("Section", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,13 @@ class TrainConfig:
 
     def out_dir(self) -> Path:
         return Path(self.out)
+
+    def section(self, kind: type[Section]) -> Section:
+        """The settings of the dataclass ``kind`` (OptimConfig, QueryOptions, …), taken from
+        this record by field name: one flat record on the command line and in config.yaml, and
+        no field-by-field copy to keep in step when a setting is added."""
+        names = [f.name for f in fields(kind)]
+        return kind(**{name: getattr(self, name) for name in names})
 
 
 def _flag(name: str) -> str:

@@ -2,8 +2,8 @@
 
 import sys
 
-from sketchsearch.runtime.cli import run
-from sketchsearch.train.cli import find_lr
+from sketchsearch.cli.main import run
+from sketchsearch.cli.train_commands import find_lr
 
 if __name__ == "__main__":
     sys.exit(run(find_lr))

@@ -1,6 +1,6 @@
 """Grad-CAM overlays for `retrieve --grid … --explain CKPT`: each result explained by its query.
 
-The runtime draws the grid (``runtime/grid.py``); this module only supplies the tiles that
+The runtime draws the grid (``runtime/output/grid.py``); this module only supplies the tiles that
 carry a heat-map, so the drawing code exists once. Each match tile shows the match explained
 by the query; the query tile shows the query explained by its top-1 match.
 """
@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from sketchsearch.data.errors import UsageError
+from sketchsearch.data.hashing import file_sha256
 from sketchsearch.runtime.retriever import Answer
+from sketchsearch.train.cam_explainer import Explainer
 from sketchsearch.train.cam_figure import overlay_cam
 from sketchsearch.train.checkpoint import load_checkpoint
-from sketchsearch.train.checkpoint_card import file_sha256
-from sketchsearch.train.gradcam import Explainer
 
 Overlays = dict[tuple[int, int], np.ndarray]  # (row, column) → RGB tile; column 0 = query
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sketchsearch.runtime.metrics import evaluate_retrieval
+from sketchsearch.runtime.evaluation.metrics import evaluate_retrieval
 from sketchsearch.train.embedding_model import EmbeddingModel
 from sketchsearch.train.loss_spec import parse_loss_spec
 from sketchsearch.train.losses import CombinedLoss, LossInputs

@@ -27,11 +27,12 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from sketchsearch.data.errors import SplitError, UsageError
 from sketchsearch.data.split_file import SplitFile, load_split
-from sketchsearch.train.config import TrainConfig, write_yaml
+from sketchsearch.train.config import TrainConfig
 from sketchsearch.train.datamodule import RetrievalDataModule
 from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig, resolve_model_config
 from sketchsearch.train.optimisation import OptimConfig
 from sketchsearch.train.retrieval_module import MONITOR, RetrievalModule
+from sketchsearch.train.run_folder import write_run_folder
 from sketchsearch.train.triplets import QueryOptions
 
 
@@ -76,11 +77,7 @@ def prepare(config: TrainConfig) -> tuple[SplitFile, RetrievalModule, RetrievalD
         positive=config.positive,
         seed=config.seed,
         negatives=module.loss.needs_negatives,
-        options=QueryOptions(
-            pseudo_sketches=config.pseudo_sketches,
-            pseudo_sketch_method=config.pseudo_sketch_method,
-            stroke_augment=config.stroke_augment,
-        ),
+        options=config.section(QueryOptions),
         distinct_categories=config.distinct_categories,
         cache_dir=(Path(config.cache_dir or Path(config.out) / "cache"))
         if config.decode_cache
@@ -128,20 +125,9 @@ def build_module(
     weights: str | None = None,
     run_info: dict[str, Any] | None = None,
 ) -> RetrievalModule:
-    optim = OptimConfig(
-        optimizer=config.optimizer,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        scheduler=config.scheduler,
-        warmup_epochs=config.warmup_epochs,
-        epochs=config.epochs,
-        milestones=config.milestones,
-        gamma=config.gamma,
-    )
+    optim = asdict(config.section(OptimConfig))
     model = EmbeddingModel(model_config, pretrained=pretrained, weights=weights)
-    return RetrievalModule(
-        model, config.loss, config.margin, config.temperature, asdict(optim), run_info
-    )
+    return RetrievalModule(model, config.loss, config.margin, config.temperature, optim, run_info)
 
 
 def make_trainer(config: TrainConfig, out: Path, *, log: bool = True) -> L.Trainer:
@@ -237,7 +223,7 @@ def _train(config: TrainConfig) -> TrainReport:
     split, module, data = prepare(config)
     if resume_from is not None:
         _check_resume(resume_from, module)
-    _write_run_files(config, split, out)
+    write_run_folder(config, split, out)
     if resume_from is None:  # a new run in an old folder must not leave the old results
         (out / "test_metrics.json").unlink(missing_ok=True)
     earlier = _read_metrics(out / "metrics.csv") if resume_from else []
@@ -331,13 +317,3 @@ def _write_metrics(path: Path, rows: list[dict[str, str]]) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-
-
-def _write_run_files(config: TrainConfig, split: SplitFile, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    write_yaml(replace(config, resume=False), out / "config.yaml")  # repeatable as a new run
-    (out / "classes.txt").write_text("".join(f"{name}\n" for name in split.categories))
-    (out / "split.txt").write_text(
-        f"split: {Path(config.split).resolve()}\nfingerprint: {split.fingerprint}\n"
-        f"policy: {split.policy}\nseed: {split.seed}\n"
-    )

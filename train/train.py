@@ -7,8 +7,8 @@ Accepts the original research scripts' spellings, e.g.
 
 import sys
 
-from sketchsearch.runtime.cli import run
-from sketchsearch.train.cli import train
+from sketchsearch.cli.main import run
+from sketchsearch.cli.train_commands import train
 
 if __name__ == "__main__":
     sys.exit(run(train))

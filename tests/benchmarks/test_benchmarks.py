@@ -16,8 +16,8 @@ import yaml
 from click.testing import CliRunner
 
 from sketchsearch.benchmarks import accuracy, latency, report, steps, targets
-from sketchsearch.benchmarks.cli import bench
 from sketchsearch.benchmarks.make_checkpoint import make_checkpoint
+from sketchsearch.cli.bench_command import bench
 from sketchsearch.export.pipeline import ExportOptions, export_onnx
 from sketchsearch.runtime.cuda_probe import probe_driver
 
@@ -210,8 +210,8 @@ def test_bench_command_runs_the_whole_chain(tiny_run: Path, tmp_path: Path) -> N
 
 
 def test_make_checkpoint_writes_what_the_loaders_accept(tmp_path: Path) -> None:
-    from sketchsearch.runtime.torch_engine import TorchEngine
     from sketchsearch.train.checkpoint import load_checkpoint
+    from sketchsearch.train.torch_engine import TorchEngine
 
     path = make_checkpoint(tmp_path / "ckpt" / "best.ckpt", "test_efficientnet", 64, 16, 3)
     model = load_checkpoint(path, backbone="test_efficientnet", embed_dim=16, num_classes=3)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sketchsearch.benchmarks.real import openmoji
+from sketchsearch.benchmarks.real import openmoji_build as openmoji
 from sketchsearch.data.errors import UsageError
 from sketchsearch.data.imagefile import read_image
 from sketchsearch.data.layouts import scan
@@ -79,7 +79,8 @@ def test_renders_line_art_and_colour_on_white(few: Path) -> None:
 
 
 def test_refuses_another_tarball(tarball: Path, tmp_path: Path, capsys) -> None:
-    from sketchsearch.runtime.cli import run
+    from sketchsearch.cli.main import run
+    from sketchsearch.cli.real_benchmarks import openmoji as openmoji_command
 
     with gzip.open(tarball) as stream:
         raw = stream.read()
@@ -92,7 +93,7 @@ def test_refuses_another_tarball(tarball: Path, tmp_path: Path, capsys) -> None:
                 member.size = len(content)
                 data = io.BytesIO(content)
             out.addfile(member, data)
-    code = run(openmoji.main, ["--out", str(tmp_path / "out"), "--tarball", str(changed)])
+    code = run(openmoji_command, ["--out", str(tmp_path / "out"), "--tarball", str(changed)])
     error = capsys.readouterr().err
     assert code == 2
     assert error.startswith("error: ") and error.count("\n") == 1
@@ -125,7 +126,7 @@ def test_refuses_skin_tones_existing_output_and_leaves_no_half_build(
 
 def test_quality_table_scores_baselines_and_models(few: Path, tmp_path: Path) -> None:
     from sketchsearch.benchmarks.make_checkpoint import make_checkpoint
-    from sketchsearch.benchmarks.real import quality
+    from sketchsearch.benchmarks.real import quality_runner as quality
     from sketchsearch.data.layouts import scan as scan_layout
     from sketchsearch.data.split_file import build_split_file, save_split
     from sketchsearch.data.splits import SplitConfig, make_split

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sketchsearch.benchmarks.real import ablation
+from sketchsearch.benchmarks.real import ablation_runner as ablation
 from sketchsearch.data.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from imagetree import VARIANT, uniform_spec, write_image
 
+from sketchsearch.cli.main import cli, run
 from sketchsearch.data.errors import ExitCode
-from sketchsearch.runtime.cli import cli, run
 
 
 def invoke(capsys, *args: str) -> tuple[int, str, str]:

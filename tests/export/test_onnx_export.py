@@ -15,11 +15,11 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+from sketchsearch.cli.export_commands import export
+from sketchsearch.cli.main import run
 from sketchsearch.data.errors import UsageError
-from sketchsearch.export.cli import export
 from sketchsearch.export.pipeline import ExportOptions, export_onnx, verify_existing
 from sketchsearch.export.verify import compare
-from sketchsearch.runtime.cli import run
 from sketchsearch.runtime.model_card import ModelCard, ModelCardError, read_onnx_card
 from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig
 

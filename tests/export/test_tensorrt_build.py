@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from imagetree import write_image
 
+from sketchsearch.cli.main import run
+from sketchsearch.cli.tensorrt_commands import tensorrt
 from sketchsearch.data.errors import ExitCode, UsageError
 from sketchsearch.export.tensorrt_build import (
     BatchProfile,
@@ -30,10 +32,10 @@ from sketchsearch.export.tensorrt_build import (
     verify_engine,
     write_atomic,
 )
-from sketchsearch.export.tensorrt_cli import tensorrt
 from sketchsearch.export.verify import VerificationError, VerificationReport
-from sketchsearch.runtime.cli import run
-from sketchsearch.runtime.engine import BackendUnavailableError, EngineError
+from sketchsearch.runtime.engines.lifecycle import EngineLifecycle
+from sketchsearch.runtime.engines.protocol import BackendUnavailableError, EngineError
+from sketchsearch.runtime.engines.tensorrt_engine import INSTALL_HINT, TensorRTTarget
 from sketchsearch.runtime.model_card import (
     CARD_KEY,
     ModelCard,
@@ -42,7 +44,6 @@ from sketchsearch.runtime.model_card import (
     write_sidecar,
 )
 from sketchsearch.runtime.preprocess import PreprocessConfig
-from sketchsearch.runtime.tensorrt_engine import INSTALL_HINT, TensorRTTarget
 
 REPO = Path(__file__).resolve().parents[2]
 H200 = TensorRTTarget("10.13.0.35", "NVIDIA H200", "9.0")
@@ -269,7 +270,7 @@ def test_the_engine_file_is_replaced_whole(tmp_path: Path) -> None:
 # --- verification against onnxruntime, on real images ---
 
 
-class OnnxRuntimeEngine:
+class OnnxRuntimeEngine(EngineLifecycle):
     """The tiny model in onnxruntime behind the Engine interface; ``noise`` spoils its output."""
 
     backend = "onnxruntime"
@@ -282,6 +283,7 @@ class OnnxRuntimeEngine:
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def embed(self, images: np.ndarray) -> np.ndarray:
+        self._require_open()
         out = self.session.run(["embedding"], {"images": images})[0].astype(np.float32)
         rng = np.random.default_rng(1)
         return out + self.noise * rng.standard_normal(out.shape).astype(np.float32)
@@ -409,8 +411,8 @@ def test_build_verify_and_serve_a_real_export_on_the_gpu(
     pytest.importorskip("cuda.bindings", reason="needs cuda-python (the [tensorrt] extra)")
     from sketchsearch.data.imagefile import image_files
     from sketchsearch.export.verify import compare
+    from sketchsearch.runtime.engines.tensorrt_engine import TensorRTEngine
     from sketchsearch.runtime.preprocess import preprocess_batch
-    from sketchsearch.runtime.tensorrt_engine import TensorRTEngine
 
     model = real_exports[backbone][precision]
     images = tiny_run.parent / "data"

@@ -19,7 +19,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from sketchsearch.export.cli import export
+from sketchsearch.cli.export_commands import export
+from sketchsearch.cli.main import run
 from sketchsearch.export.precision import TENSORRT_QDQ_OPTIONS, _Calibration, stem_convolutions
 from sketchsearch.export.tensorrt_lint import (
     TensorRTCompatibilityError,
@@ -27,7 +28,6 @@ from sketchsearch.export.tensorrt_lint import (
     lint_model,
     require_compatible,
 )
-from sketchsearch.runtime.cli import run
 from sketchsearch.runtime.model_card import read_onnx_card
 from sketchsearch.train.checkpoint_card import load_with_card
 
@@ -133,7 +133,7 @@ def test_a_transpose_on_the_uint8_image_is_caught(permute_first: Path) -> None:
 def test_export_tensorrt_refuses_it_before_tensorrt_is_needed(
     permute_first: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sketchsearch.export.tensorrt_cli import tensorrt
+    from sketchsearch.cli.tensorrt_commands import tensorrt
 
     output = tmp_path / "model.plan"
     args = ["--onnx", str(permute_first), "--output", str(output), "--no-verify"]

@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 STUBS = REPO / "build" / "stubs"
 MODULES = (
     "sketchsearch.export.tensorrt_build",
-    "sketchsearch.export.tensorrt_cli",
-    "sketchsearch.runtime.tensorrt_engine",
+    "sketchsearch.cli.tensorrt_commands",
+    "sketchsearch.runtime.engines.tensorrt_engine",
 )
 Mypy = Callable[..., subprocess.CompletedProcess[str]]
 TENSORRT_8 = """\
@@ -101,7 +101,7 @@ def mypy(stubs: Path, tmp_path_factory: pytest.TempPathFactory) -> Mypy:
     """mypy with mypy-tensorrt.ini, reading our folders through a `sketchsearch/` namespace."""
     root = tmp_path_factory.mktemp("typecheck")
     (root / "sketchsearch").mkdir()
-    for folder in ("data", "runtime", "export"):
+    for folder in ("data", "gallery", "runtime", "train", "export", "cli"):
         (root / "sketchsearch" / folder).symlink_to(REPO / folder, target_is_directory=True)
     env = {**os.environ, "MYPYPATH": f"{root}{os.pathsep}{stubs}"}
     config = ["--config-file", str(REPO / "mypy-tensorrt.ini"), "--cache-dir", str(root / ".cache")]

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from vectors import clustered, items, model
 
+from sketchsearch.cli.main import cli, run
 from sketchsearch.data.errors import ExitCode
 from sketchsearch.gallery import Gallery
-from sketchsearch.runtime.cli import cli, run
 
 
 def test_info_remove_compact_export(tmp_path: Path, capsys) -> None:

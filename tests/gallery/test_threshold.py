@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from vectors import clustered, items, model
 
+from sketchsearch.cli.main import cli, run
 from sketchsearch.data.errors import ExitCode
 from sketchsearch.gallery import Gallery
 from sketchsearch.gallery.commit import MANIFEST_FILE
 from sketchsearch.gallery.errors import GalleryCorruptError, GalleryError
 from sketchsearch.gallery.manifest import GalleryManifest, MatchThreshold
-from sketchsearch.runtime.cli import cli, run
 
 THRESHOLD = MatchThreshold(
     value=0.4375,

@@ -36,7 +36,7 @@ from sketchsearch.runtime.cuda_stack import (
     stack_checks,
     usable,
 )
-from sketchsearch.runtime.engine import BackendUnavailableError
+from sketchsearch.runtime.engines.protocol import BackendUnavailableError
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER_535 = DriverFacts("535.104.05", (12, 2))  # a CUDA 12 driver
@@ -275,7 +275,7 @@ def test_nothing_installed_leaves_the_not_installed_message_to_the_caller() -> N
 def test_cuda_runtime_reports_the_installed_cuda_python_it_cannot_import(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sketchsearch.runtime.tensorrt_engine import cuda_runtime
+    from sketchsearch.runtime.engines.tensorrt_engine import cuda_runtime
 
     if "cuda-bindings" not in probe_distributions():
         pytest.skip("cuda-bindings is not installed here")

@@ -1,4 +1,6 @@
-"""runtime/metrics.py against independent implementations: sklearn and pytorch-metric-learning.
+"""runtime/evaluation/metrics.py against independent implementations.
+
+The oracles: sklearn and pytorch-metric-learning.
 
 pytorch-metric-learning's AccuracyCalculator with ``k=None`` ranks the whole reference set, so
 its mean_average_precision is our mAP@all; it leaves out queries whose label is not in the
@@ -18,7 +20,7 @@ from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
 from sklearn.metrics import average_precision_score
 
-from sketchsearch.runtime.metrics import average_precision, map_at_all, precision_at_k
+from sketchsearch.runtime.evaluation.metrics import average_precision, map_at_all, precision_at_k
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]

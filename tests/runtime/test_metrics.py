@@ -10,8 +10,8 @@ import numpy.typing as npt
 import pytest
 from sklearn.metrics import average_precision_score
 
-from sketchsearch.runtime import metrics
-from sketchsearch.runtime.metrics import (
+from sketchsearch.runtime.evaluation import metrics
+from sketchsearch.runtime.evaluation.metrics import (
     average_precision,
     evaluate_retrieval,
     map_at_all,

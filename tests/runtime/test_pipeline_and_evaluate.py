@@ -17,10 +17,10 @@ from sketchsearch.data.split_file import build_split_file, save_split
 from sketchsearch.data.split_spec import parse_split_spec
 from sketchsearch.data.splits import SplitConfig, make_split
 from sketchsearch.gallery.gallery import Gallery
-from sketchsearch.runtime.engine import BackendUnavailableError
-from sketchsearch.runtime.evaluate import evaluate
+from sketchsearch.runtime.engines.onnx_engine import choose_providers
+from sketchsearch.runtime.engines.protocol import BackendUnavailableError
+from sketchsearch.runtime.evaluation.evaluate import evaluate
 from sketchsearch.runtime.gallery_build import build_gallery, split_sources
-from sketchsearch.runtime.onnx_engine import choose_providers
 from sketchsearch.runtime.pipeline import embed_paths
 
 
@@ -107,7 +107,7 @@ def test_evaluate_refuses_a_gallery_encoder_for_queries(colour_split, tmp_path) 
 def test_instance_relevance_never_matches_missing_instances() -> None:
     from types import SimpleNamespace
 
-    from sketchsearch.runtime.evaluate import _relevance
+    from sketchsearch.runtime.evaluation.evaluate import _relevance
 
     queries = [
         SimpleNamespace(instance="a", category="x"),

@@ -231,7 +231,7 @@ def test_configuration_is_checked_with_one_line_errors() -> None:
         "k2": 6,
         "lambda_value": 0.3,
     }
-    from sketchsearch.runtime.retrieve_cli import RERANK_CHOICES
+    from sketchsearch.cli.retrieve_command import RERANK_CHOICES
 
     assert RERANK_CHOICES == RERANK_METHODS  # the CLIs list them without importing numpy
 
@@ -246,7 +246,7 @@ def test_evaluate_with_aqe_fixes_a_ranking_worked_out_by_hand(tmp_path) -> None:
     from sketchsearch.data.split_spec import parse_split_spec
     from sketchsearch.data.splits import SplitConfig, make_split
     from sketchsearch.gallery.gallery import Gallery
-    from sketchsearch.runtime.evaluate import evaluate
+    from sketchsearch.runtime.evaluation.evaluate import evaluate
     from sketchsearch.runtime.gallery_build import build_gallery, split_sources
 
     def colour(degrees: float) -> tuple[int, int, int]:
@@ -288,9 +288,9 @@ def test_evaluate_with_aqe_fixes_a_ranking_worked_out_by_hand(tmp_path) -> None:
 @pytest.fixture(scope="module")
 def served(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny model exported to ONNX, a gallery of its split's test photos, one query."""
+    from sketchsearch.cli.main import cli, run
     from sketchsearch.data.split_spec import parse_split_spec
     from sketchsearch.export.pipeline import ExportOptions, export_onnx
-    from sketchsearch.runtime.cli import cli, run
 
     folder = tmp_path_factory.mktemp("rerank-served")
     (result,) = export_onnx(
@@ -311,11 +311,11 @@ def served(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 
 def test_retrieve_rerank_aqe_end_to_end(served, capsys) -> None:
+    from sketchsearch.cli.main import run
+    from sketchsearch.cli.retrieve_command import retrieve
     from sketchsearch.gallery.gallery import Gallery
-    from sketchsearch.runtime.cli import run
-    from sketchsearch.runtime.engines import open_engine
+    from sketchsearch.runtime.engines.table import open_engine
     from sketchsearch.runtime.preprocess import preprocess_batch
-    from sketchsearch.runtime.retrieve_cli import retrieve
 
     base = ["--engine", str(served["model"]), "--index", str(served["gallery"])]
     base += ["--query", str(served["query"]), "-k", "6", "--json"]  # the whole gallery
@@ -348,7 +348,7 @@ def test_retrieve_rerank_aqe_end_to_end(served, capsys) -> None:
 
 
 def test_evaluate_rerank_kreciprocal_end_to_end(served, capsys, tmp_path) -> None:
-    from sketchsearch.runtime.cli import cli, run
+    from sketchsearch.cli.main import cli, run
 
     base = ["evaluate", "--engine", str(served["model"]), "--index", str(served["gallery"])]
     base += ["--split", f"{served['split']}:test", "--data", str(served["data"])]

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from blockers import BLOCK_TORCH
 
+from sketchsearch.cli.main import cli, run
+from sketchsearch.cli.retrieve_command import retrieve
 from sketchsearch.data.split_spec import parse_split_spec
 from sketchsearch.export.pipeline import ExportOptions, export_onnx
 from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.gallery.manifest import MatchThreshold, ModelRef
-from sketchsearch.runtime.cli import cli, run
-from sketchsearch.runtime.engines import open_engine
-from sketchsearch.runtime.retrieve_cli import JSON_SCHEMA, retrieve
+from sketchsearch.runtime.engines.table import open_engine
+from sketchsearch.runtime.output.retrieve_json import JSON_SCHEMA
 
 RESULT_KEYS = {"rank", "id", "path", "file", "label", "score", "confident"}
 ANSWER_KEYS = {
@@ -239,8 +240,8 @@ def test_retrieve_runs_where_torch_cannot_be_imported(served) -> None:
     args += ["--query", str(served["q1"]), "--json"]
     code = (
         BLOCK_TORCH
-        + "from sketchsearch.runtime.cli import run\n"
-        + "from sketchsearch.runtime.retrieve_cli import retrieve\n"
+        + "from sketchsearch.cli.main import run\n"
+        + "from sketchsearch.cli.retrieve_command import retrieve\n"
         + f"code = run(retrieve, {args!r})\n"
         + "assert 'torch' not in sys.modules and 'timm' not in sys.modules\n"
         + "sys.exit(code)\n"

@@ -15,15 +15,14 @@ from colour_engine import ColourEngine, solid
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sklearn_roc_curve
 
+from sketchsearch.cli.main import cli, run
 from sketchsearch.data.errors import ExitCode
 from sketchsearch.data.layouts import scan
 from sketchsearch.data.split_file import build_split_file, save_split
 from sketchsearch.data.split_spec import parse_split_spec
 from sketchsearch.data.splits import SplitConfig, make_split
 from sketchsearch.gallery.gallery import Gallery
-from sketchsearch.runtime.cli import cli, run
-from sketchsearch.runtime.gallery_build import build_gallery, split_sources
-from sketchsearch.runtime.roc import (
+from sketchsearch.runtime.evaluation.roc import (
     RocError,
     auc,
     equal_error_rate,
@@ -31,13 +30,14 @@ from sketchsearch.runtime.roc import (
     roc_report,
     threshold_at_fpr,
 )
-from sketchsearch.runtime.roc_gallery import roc_for_gallery
-from sketchsearch.runtime.roc_pairs import (
+from sketchsearch.runtime.evaluation.roc_gallery import roc_for_gallery
+from sketchsearch.runtime.evaluation.roc_pairs import (
     PairSampling,
     PairsFileError,
     read_pairs_csv,
     sample_pairs,
 )
+from sketchsearch.runtime.gallery_build import build_gallery, split_sources
 
 
 def random_case(seed: int, n: int, levels: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -329,7 +329,7 @@ def test_analyze_roc_runs_where_torch_cannot_be_imported(tmp_path: Path) -> None
         "        if name.split('.')[0] in ('torch', 'torchvision', 'timm', 'pytorch_grad_cam'):\n"
         "            raise ImportError(f'{name} is blocked in this test')\n"
         "sys.meta_path.insert(0, Blocker())\n"
-        "from sketchsearch.runtime.cli import cli, run\n"
+        "from sketchsearch.cli.main import cli, run\n"
     )
     pairs = write_pairs(tmp_path / "scores.csv")
     for args in (

@@ -14,16 +14,9 @@ import numpy as np
 import pytest
 
 from sketchsearch.data.errors import ExitCode
-from sketchsearch.runtime.engine import BackendUnavailableError, EngineError
-from sketchsearch.runtime.model_card import (
-    ModelCard,
-    ModelCardError,
-    TensorRTInfo,
-    sidecar_path,
-    write_sidecar,
-)
-from sketchsearch.runtime.preprocess import PreprocessConfig
-from sketchsearch.runtime.tensorrt_engine import (
+from sketchsearch.runtime.engines.protocol import BackendUnavailableError, EngineError
+from sketchsearch.runtime.engines.table import backend_named
+from sketchsearch.runtime.engines.tensorrt_engine import (
     INSTALL_HINT,
     Chunk,
     TensorRTEngine,
@@ -34,6 +27,14 @@ from sketchsearch.runtime.tensorrt_engine import (
     plan_chunks,
     target_mismatches,
 )
+from sketchsearch.runtime.model_card import (
+    ModelCard,
+    ModelCardError,
+    TensorRTInfo,
+    sidecar_path,
+    write_sidecar,
+)
+from sketchsearch.runtime.preprocess import PreprocessConfig
 
 H200 = TensorRTTarget("10.13.0.35", "NVIDIA H200", "9.0")
 
@@ -218,9 +219,31 @@ def test_without_tensorrt_an_engine_stops_with_the_install_command(
     assert str(raised.value) == f"TensorRT is not installed: {INSTALL_HINT}"
 
 
+def test_the_backend_table_probe_says_unavailable_before_the_file_is_read(
+    no_tensorrt: None,
+) -> None:
+    backend = backend_named("tensorrt")
+    assert backend.suffixes == (".plan", ".engine") and backend.extra == "tensorrt"
+    with pytest.raises(BackendUnavailableError) as raised:
+        backend.check_available()
+    assert str(raised.value) == f"TensorRT is not installed: {INSTALL_HINT}"
+
+
+def test_a_closed_engine_frees_once_and_refuses_to_embed() -> None:
+    engine = object.__new__(TensorRTEngine)  # what close() leaves, without a GPU to load on
+    engine.path, engine.card = Path("m.plan"), card(tensorrt=engine_info())
+    engine._buffers, engine._stream = {}, None
+    with engine:
+        pass
+    engine.close()  # idempotent: nothing left to free, no CUDA call
+    with pytest.raises(EngineError, match=r"^m\.plan: the engine is closed"):
+        engine.embed(np.zeros((1, 8, 8, 3), np.uint8))
+    engine.synchronize()  # no stream: nothing to wait for
+
+
 def test_the_module_imports_neither_tensorrt_nor_torch() -> None:
     code = (
-        "import sys, sketchsearch.runtime.tensorrt_engine\n"
+        "import sys, sketchsearch.runtime.engines.tensorrt_engine\n"
         "print(sorted(m for m in ('tensorrt', 'torch', 'cuda') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

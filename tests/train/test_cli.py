@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sketchsearch.cli.main import cli, run
+from sketchsearch.cli.train_commands import resolve_config, train
 from sketchsearch.data.errors import UsageError
-from sketchsearch.runtime.cli import cli, run
-from sketchsearch.train.cli import resolve_config, train
 from sketchsearch.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]

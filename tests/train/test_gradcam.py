@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from sketchsearch.cli.main import cli, run
 from sketchsearch.data.errors import ExitCode, UsageError
-from sketchsearch.runtime.cam_methods import METHODS, check_method
-from sketchsearch.runtime.cli import cli, run
+from sketchsearch.runtime.output.retrieve_json import RetrieveFileError, read_retrieve_results
+from sketchsearch.train.cam_explainer import Explainer
+from sketchsearch.train.cam_methods import METHODS, check_method
 from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig, resolve_model_config
-from sketchsearch.train.gradcam import Explainer
-from sketchsearch.train.retrieve_json import RetrieveFileError, read_retrieve_results
 from sketchsearch.train.similarity_target import EmbeddingBranch, SimilarityTarget, image_tensor
 
 SIZE = 64
@@ -264,7 +264,8 @@ def test_retrieve_results_reader_is_tolerant_and_precise(tmp_path: Path) -> None
     whole = [{"query": "q.png", "results": [{"path": "a/b.png", "new_key": 1}], "extra": {}}]
     path.write_text(json.dumps(whole))
     (record,) = read_retrieve_results(path, gallery_root=tmp_path)
-    assert record.matches[0].path == tmp_path / "a/b.png" and record.matches[0].rank == 1
+    match = record.matches[0]
+    assert match.file == str(tmp_path / "a/b.png") and match.path == "a/b.png" and match.rank == 1
     path.write_text('{"query": "q.png", "results": []}\nnot json\n')
     with pytest.raises(RetrieveFileError, match=r"r\.json, line 2: not JSON"):
         read_retrieve_results(path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from sketchsearch.runtime.cli import cli, run
+from sketchsearch.cli.main import cli, run
 from sketchsearch.train.config import TrainConfig
 from sketchsearch.train.lr_finder import find_learning_rate
 

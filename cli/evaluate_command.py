@@ -1,0 +1,102 @@
+"""`sketchsearch evaluate`: a model and its gallery, scored on a split part."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sketchsearch.cli.options import EngineOption
+from sketchsearch.cli.retrieve_command import rerank_options
+
+_PATH = click.Path(path_type=Path)
+SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", "recall@10")
+
+
+@click.command()
+@click.option("--engine", cls=EngineOption, type=_PATH, required=True)
+@click.option("--index", type=_PATH, required=True, help="Gallery folder.")
+@click.option("--split", "split_spec", required=True, metavar="SPLIT[:PART]", help="Queries.")
+@click.option("--data", "data_root", type=_PATH, required=True, help="Data root of --split.")
+@click.option(
+    "--direction",
+    type=click.Choice(["sketch2photo", "photo2sketch"]),
+    help="Query and gallery domains (default: the split's order, sketch→photo for Sketchy).",
+)
+@click.option("--instance", is_flag=True, help="Relevant = the sketch's own photo, not category.")
+@click.option("--no-exact", is_flag=True, help="Skip the exhaustive-search comparison.")
+@click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt.")
+@click.option("--threads", type=click.IntRange(min=1))
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--ef", type=click.IntRange(min=1), help="HNSW search breadth.")
+@rerank_options
+@click.option("--json", "json_out", type=_PATH, help="Write the report as JSON.")
+def evaluate(
+    engine: Path,
+    index: Path,
+    split_spec: str,
+    data_root: Path,
+    direction: str | None,
+    instance: bool,
+    no_exact: bool,
+    provider: str | None,
+    threads: int | None,
+    batch_size: int,
+    ef: int | None,
+    rerank: str,
+    rerank_k: int | None,
+    json_out: Path | None,
+) -> None:
+    """Embed a split part's queries, search the gallery, report mAP, P@k and recall@k.
+
+    \b
+    Example:
+      sketchsearch evaluate --engine model.onnx --index gallery/ \\
+          --split split.json:test --data DATA --json eval.json
+      sketchsearch evaluate --engine model.onnx --index gallery/ \\
+          --split split.json:test --data DATA --rerank kreciprocal --rerank-k 50
+    """
+    from sketchsearch.data.split_spec import parse_split_spec
+    from sketchsearch.gallery.store_table import open_gallery
+    from sketchsearch.runtime.engines.table import open_engine
+    from sketchsearch.runtime.evaluation.evaluate import evaluate as run_evaluation
+    from sketchsearch.runtime.rerank import rerank_config
+    from sketchsearch.runtime.retriever import model_ref
+
+    reranking = rerank_config(rerank, rerank_k)
+    part = parse_split_spec(split_spec, data_root)
+    model = open_engine(engine, provider=provider, threads=threads, batch_pipeline=True)
+    pair = tuple(direction.split("2")) if direction else None
+    with open_gallery(index, expected_model=model_ref(model.card)) as gallery:
+        result = run_evaluation(
+            model,
+            gallery,
+            part,
+            direction=pair,  # type: ignore[arg-type]
+            instance=instance,
+            exact=not no_exact,
+            batch_size=batch_size,
+            ef=ef,
+            reranking=reranking,
+        )
+    reranked = f", re-ranked by {reranking.describe()}" if reranking.active else ""
+    click.echo(
+        f"{result.direction}, {result.match} relevance{reranked}: {result.queries} queries, "
+        f"{result.gallery_items} gallery items ({result.seconds['total']:.1f} s)"
+    )
+    header = f"  {'metric':<10} {'hnsw':>8}" + (f" {'exact':>8}" if result.exact else "")
+    click.echo(header)
+    for name in SHOWN:
+        if name in result.hnsw:
+            row = f"  {name:<10} {result.hnsw[name]:>8.4f}"
+            if result.exact:
+                row += f" {result.exact[name]:>8.4f}"
+            click.echo(row)
+    if result.hnsw_recall_at_10 is not None:
+        click.echo(f"  HNSW recall@10 vs exact search: {result.hnsw_recall_at_10:.4f}")
+    for failure in result.failures:
+        click.echo(f"  failed: {failure}", err=True)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+        click.echo(f"report: {json_out}")

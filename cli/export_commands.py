@@ -1,0 +1,171 @@
+"""`sketchsearch export onnx|verify|lint|tensorrt`: thin commands over the export library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from sketchsearch.cli.main import LazyGroup
+
+COMMANDS = {
+    "onnx": (
+        "sketchsearch.cli.export_commands:onnx_command",
+        "Checkpoint → verified ONNX with a card.",
+    ),
+    "verify": (
+        "sketchsearch.cli.export_commands:verify_command",
+        "Re-check an ONNX file's parity.",
+    ),
+    "lint": (
+        "sketchsearch.cli.export_commands:lint_command",
+        "Check an ONNX file against TensorRT's parser rules (no GPU needed).",
+    ),
+    "tensorrt": (
+        "sketchsearch.cli.tensorrt_commands:tensorrt",
+        "ONNX → TensorRT engine (needs [tensorrt] and a GPU).",
+    ),
+}
+_PATH = click.Path(path_type=Path)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS)
+def export() -> None:
+    """Export a trained checkpoint for serving (needs [train,export])."""
+
+
+def _image_options(command: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--calib-images", type=_PATH, help="Folder of calibration/verification images."
+            ),
+            click.option(
+                "--calib-split",
+                metavar="SPLIT[:PART]",
+                help="Split file: calibration from PART (train), verification from val.",
+            ),
+            click.option("--data", "data_root", type=_PATH, help="Data root of --calib-split."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.command("onnx")
+@click.option("--checkpoint", type=_PATH, required=True, help="best.ckpt of a training run.")
+@click.option("--output", type=_PATH, required=True, help="model.onnx to write.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32")
+@click.option("--opset", type=int, default=18, show_default=True)
+@_image_options
+@click.option("--calib-count", type=int, default=500, show_default=True)
+@click.option(
+    "--calib-method",
+    type=click.Choice(["auto", "minmax", "entropy", "percentile"]),
+    default="auto",
+    show_default=True,
+    help="int8 activation ranges; auto tries minmax and percentile and keeps the one whose "
+    "file agrees best with the checkpoint.",
+)
+@click.option("--verify-count", type=int, default=64, show_default=True)
+@click.option("--simplify/--no-simplify", default=True, show_default=True)
+@click.option("--dynamo/--legacy", default=True, help="torch.export (default) or TorchScript.")
+@click.option("--verify/--no-verify", default=True, show_default=True)
+@click.option(
+    "--input-dtype",
+    type=click.Choice(["uint8", "float32"]),
+    default="uint8",
+    help="float32: the same 0..255 pixels, for backends without uint8 inputs.",
+)
+@click.option("--no-logits", is_flag=True, help="Embeddings only, no class-logits output.")
+@click.option("--json", "json_out", type=_PATH, help="Also write the export summary as JSON.")
+def onnx_command(no_logits: bool, json_out: Path | None, **options: Any) -> None:
+    """Export CHECKPOINT to ONNX: uint8 NHWC in, unit embeddings (+ logits) out, card inside.
+
+    \b
+    Examples:
+      sketchsearch export onnx --checkpoint run/best.ckpt --output model.onnx
+      sketchsearch export onnx --checkpoint run/best.ckpt --output model.int8.onnx \\
+          --precision int8 --calib-split split.json:train --data DATA
+    """
+    import json
+    import warnings
+
+    from sketchsearch.export.pipeline import ExportOptions, export_onnx
+    from sketchsearch.export.summary import describe_result
+
+    # Every other option is named as its ExportOptions field.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            results = export_onnx(ExportOptions(with_logits=not no_logits, **options))
+        finally:  # our own advice, one line each rather than Python's format, even on failure
+            for warning in caught:
+                if "sketchsearch" in warning.filename or "/export/" in warning.filename:
+                    click.echo(f"warning: {warning.message}", err=True)
+    for result in results:
+        click.echo(describe_result(result))
+    if json_out is not None:
+        from sketchsearch.export.summary import result_dict
+
+        json_out.write_text(json.dumps([result_dict(r) for r in results], indent=1) + "\n")
+
+
+@click.command("verify")
+@click.option("--checkpoint", type=_PATH, required=True)
+@click.option("--onnx", "model_path", type=_PATH, required=True)
+@_image_options
+@click.option("--verify-count", type=int, default=64, show_default=True)
+def verify_command(
+    checkpoint: Path,
+    model_path: Path,
+    calib_images: Path | None,
+    calib_split: str | None,
+    data_root: Path | None,
+    verify_count: int,
+) -> None:
+    """Compare an exported ONNX file with its checkpoint; exit 4 when they differ."""
+    from sketchsearch.export.pipeline import verify_existing
+    from sketchsearch.export.verify import VerificationError
+
+    report = verify_existing(
+        checkpoint, model_path, calib_images, calib_split, data_root, verify_count
+    )
+    click.echo(f"{model_path}: {report.describe()}")
+    if not report.passed:
+        raise VerificationError(f"{model_path}: verification failed: {'; '.join(report.failures)}")
+    click.echo("verification passed")
+
+
+@click.command("lint")
+@click.argument("model_path", metavar="MODEL.onnx", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "json_out", is_flag=True, help="Print the report as JSON.")
+def lint_command(model_path: Path, json_out: bool) -> None:
+    """Check MODEL.onnx against TensorRT's ONNX parser rules; exit 3 when a build would fail.
+
+    No GPU or TensorRT is needed: the rules (README, "TensorRT") are read from the parser's
+    sources and operator table. `export onnx` runs the same check on every file it writes.
+
+    \b
+    Example:
+      sketchsearch export lint model.int8.onnx
+    """
+    import json
+
+    from sketchsearch.export.onnx_file import load_model
+    from sketchsearch.export.tensorrt_lint import TensorRTCompatibilityError, lint_model
+
+    report = lint_model(load_model(model_path))
+    if json_out:
+        click.echo(json.dumps(report.to_dict(), indent=1))
+    else:
+        for line in report.lines():
+            click.echo(line)
+        click.echo(f"{model_path}: {report.summary()}")
+    if not report.passed:
+        raise TensorRTCompatibilityError(
+            f"{model_path}: {len(report.errors)} TensorRT parser rule(s) broken"
+        )

@@ -1,0 +1,226 @@
+"""`retrieve` (also `sketchsearch retrieve`): query a gallery with images, torch-free.
+
+Exit codes: 0 every query answered; 1 some query failed (unreadable image; the others are
+still answered); 2 usage or configuration: a missing file, a model/gallery mismatch, an
+unavailable backend.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from sketchsearch.cli.options import EngineOption
+from sketchsearch.data.errors import ExitCode, SketchsearchError
+
+RERANK_CHOICES = ("none", "aqe", "kreciprocal")  # rerank.RERANK_METHODS, without numpy at start-up
+
+
+def rerank_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--rerank`` and ``--rerank-k``, spelled once for every command that searches."""
+    command = click.option(
+        "--rerank-k",
+        type=click.IntRange(min=1),
+        help="How many of the best results --rerank re-orders (default 100).",
+    )(command)
+    return click.option(
+        "--rerank",
+        type=click.Choice(RERANK_CHOICES),
+        default="none",
+        show_default=True,
+        help="Re-rank the best --rerank-k results: alpha query expansion or k-reciprocal.",
+    )(command)
+
+
+_PATH = click.Path(path_type=Path)
+
+
+class RetrieveSetupError(SketchsearchError):
+    """Anything that stops retrieve before the first query: always exit code 2."""
+
+    exit_code = ExitCode.USAGE
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--engine", cls=EngineOption, type=_PATH, required=True)
+@click.option(
+    "--index",
+    type=_PATH,
+    help="Gallery folder (default: $SKETCHSEARCH_GALLERY, else the model's default gallery).",
+)
+@click.option("--query", "queries", type=_PATH, multiple=True, help="Query image (repeatable).")
+@click.option("--queries", "query_dir", type=_PATH, help="Folder of query images.")
+@click.option(
+    "--queries-from",
+    "query_list",
+    type=click.File("r"),
+    help="File listing query images, one per line ('-': standard input).",
+)
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per query (stable).")
+@click.option("--grid", type=_PATH, help="Write a PNG contact sheet of queries and results.")
+@click.option(
+    "--explain",
+    type=_PATH,
+    metavar="CKPT",
+    help="Overlay Grad-CAM on the --grid tiles, from the model's checkpoint (needs [train]).",
+)
+@click.option("--cam-method", default="gradcam", show_default=True, help="With --explain.")
+@click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt (default: best).")
+@click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
+@click.option(
+    "--ef", type=click.IntRange(min=1), help="HNSW search breadth (default: the gallery's)."
+)
+@click.option(
+    "--min-score",
+    type=float,
+    help="Below it a result is 'no confident match' (default: the gallery's recorded one).",
+)
+@rerank_options
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def retrieve(
+    engine: Path,
+    index: Path | None,
+    queries: tuple[Path, ...],
+    query_dir: Path | None,
+    query_list: TextIO | None,
+    k: int,
+    as_json: bool,
+    grid: Path | None,
+    explain: Path | None,
+    cam_method: str,
+    provider: str | None,
+    threads: int | None,
+    ef: int | None,
+    min_score: float | None,
+    rerank: str,
+    rerank_k: int | None,
+    debug: bool,
+) -> int:
+    """Find the gallery images that match each query image.
+
+    \b
+    Examples:
+      retrieve --engine model.onnx --query sketch.png
+      retrieve --engine model.onnx --index gallery/ --queries sketches/ -k 5 --json
+      retrieve --engine model.plan --query sketch.png --grid results.png
+      retrieve --engine model.onnx --query sketch.png --rerank aqe --rerank-k 50
+      sketchsearch data list split.json:test --data DATA --domain sketch \\
+          | retrieve --engine model.onnx --queries-from -
+
+    \b
+    Exit codes: 0 ok; 1 a query failed (the others are answered); 2 usage or
+    configuration error (missing file, model/gallery mismatch, backend unavailable).
+    """
+    start = time.perf_counter()
+    if explain is not None and grid is None:
+        raise RetrieveSetupError("--explain draws on the result grid: also pass --grid out.png")
+    if explain is not None and not explain.is_file():
+        raise RetrieveSetupError(f"--explain {explain}: checkpoint not found")
+    if grid is not None and not grid.resolve().parent.is_dir():
+        raise RetrieveSetupError(f"--grid {grid}: folder {grid.parent} not found")
+    try:
+        from sketchsearch.runtime.rerank import rerank_config
+        from sketchsearch.runtime.retriever_setup import (
+            RetrieverConfig,
+            open_retriever,
+            query_paths,
+        )
+
+        reranking = rerank_config(rerank, rerank_k)
+        paths = query_paths(queries, query_dir, query_list)
+        config = RetrieverConfig(engine, index, provider, threads, min_score, reranking)
+        retriever, gallery_dir = open_retriever(config)
+    except SketchsearchError as err:
+        if debug:
+            raise
+        raise RetrieveSetupError(str(err)) from None
+    with retriever.engine:  # closed after the output, which names its device
+        with retriever.gallery:
+            answers = retriever.search_files(paths, k=k, ef=ef)
+        if as_json:
+            for answer in answers:
+                click.echo(json.dumps(_json_answer(answer, retriever, gallery_dir, k)))
+        else:
+            click.echo(_table(answers, retriever))
+        if grid is not None:
+            from sketchsearch.runtime.output.grid import render_grid
+
+            try:
+                overlays = None
+                if explain is not None:
+                    overlays = _explain(explain, answers, retriever.engine.card.family, cam_method)
+                render_grid(answers, grid, overlays=overlays)
+            except (SketchsearchError, OSError) as err:  # after answering: still a setup problem
+                if debug:
+                    raise
+                where = f"{err.filename}: " if isinstance(err, OSError) and err.filename else ""
+                raise RetrieveSetupError(f"--grid: {where}{err}") from None
+            click.echo(f"grid: {grid}", err=as_json)
+        failed = [answer for answer in answers if answer.error]
+        for answer in failed:
+            click.echo(f"error: {answer.query}: {answer.error}", err=True)
+        if not as_json:
+            click.echo(f"{len(answers)} queries in {time.perf_counter() - start:.2f} s", err=True)
+    return int(ExitCode.FAILURE) if failed else int(ExitCode.OK)
+
+
+def _explain(checkpoint: Path, answers: list[Any], family: str, method: str) -> Any:
+    from sketchsearch.runtime.engines.protocol import BackendUnavailableError
+
+    try:
+        from sketchsearch.train.grid_explain import explain_answers
+    except ImportError as err:
+        raise BackendUnavailableError(
+            f"--explain needs the [train] extra ({err.name} is not installed)"
+        ) from None
+    return explain_answers(checkpoint, answers, family, method)
+
+
+def _json_answer(answer: Any, retriever: Any, gallery_dir: Path, k: int) -> dict[str, Any]:
+    from sketchsearch.runtime.output.retrieve_json import EngineFacts, retrieve_record
+
+    engine = retriever.engine
+    facts = EngineFacts(
+        str(engine.path), engine.backend, engine.device, engine.card.precision, engine.card.family
+    )
+    gallery = (str(gallery_dir), retriever.gallery.manifest.live)
+    return retrieve_record(answer, facts, gallery, retriever.threshold, k)
+
+
+def _table(answers: list[Any], retriever: Any) -> str:
+    threshold = retriever.threshold
+    lines = []
+    for answer in answers:
+        if answer.error:
+            lines.append(f"{answer.query}: FAILED ({answer.error})")
+            continue
+        lines.append(
+            f"{answer.query}  (decode {answer.decode_ms:.1f} ms, embed {answer.embed_ms:.1f} ms, "
+            f"search {answer.search_ms:.2f} ms{_rerank_note(answer, retriever)})"
+        )
+        lines.append(f"  {'rank':>4}  {'score':>6}  {'label':<16} path")
+        for match in answer.matches:
+            mark = "" if match.confident else "  (below threshold)"
+            lines.append(
+                f"  {match.rank:>4}  {match.score:>6.3f}  {(match.label or '-'):<16} "
+                f"{match.path}{mark}"
+            )
+        if threshold.value is not None and not answer.confident:
+            best = answer.matches[0].score if answer.matches else float("nan")
+            lines.append(
+                f"  no confident match: best score {best:.3f} < {threshold.value:.3f} "
+                f"({threshold.source})"
+            )
+    return "\n".join(lines)
+
+
+def _rerank_note(answer: Any, retriever: Any) -> str:
+    if not retriever.reranking.active:
+        return ""
+    return f", re-rank {answer.rerank_ms:.2f} ms by {retriever.reranking.describe()}"

@@ -1,0 +1,67 @@
+"""The check every sketchsearch JSON file passes before it is trusted: format, version, keys.
+
+A split file, a gallery manifest and a model card each start with ``format`` (what the file
+is) and ``format_version`` (how it is laid out), and hold exactly the fields of one frozen
+dataclass. :class:`FileFormat` is that contract for one kind of file; its owner raises its own
+error class, so exit codes and messages stay those of the layer that reads the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
+from typing import Any
+
+from sketchsearch.data.errors import SketchsearchError
+
+KEYS_MESSAGE = "unexpected keys {unknown}, missing keys {missing}"
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """One kind of file: ``{"format": tag, "format_version": version, …}``."""
+
+    tag: str  # the value of the file's "format" key
+    version: int  # the "format_version" this version of sketchsearch reads
+    noun: str  # how messages name the file: "split file", "gallery manifest", …
+    error: type[SketchsearchError]  # what every refusal raises
+    fix: str = ""  # appended to the version refusal: how to get a readable file
+    keys_message: str = KEYS_MESSAGE  # with {unknown} and {missing}
+
+    def parse(self, text: str, source: str) -> object:
+        """The JSON value of ``text``; a refusal naming ``source`` when it is not JSON."""
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise self.error(
+                f"{source}: not valid JSON for a {self.noun} ({err.msg}, line {err.lineno})"
+            ) from None
+
+    def check(self, raw: object, cls: type, source: str) -> dict[str, Any]:
+        """``raw`` as a dict, once its format, version and keys are those of ``cls``."""
+        if not isinstance(raw, dict) or raw.get("format") != self.tag:
+            raise self.error(f"{source}: not a sketchsearch {self.noun}")
+        if raw.get("format_version") != self.version:
+            raise self.error(
+                f"{source}: {self.noun} format version {raw.get('format_version')!r}; this "
+                f"version of sketchsearch reads version {self.version}{self.fix}"
+            )
+        self.check_keys(raw, cls, source)
+        return raw
+
+    def load(self, text: str, cls: type, source: str) -> dict[str, Any]:
+        """:meth:`parse` then :meth:`check`: the checked fields of a whole file."""
+        return self.check(self.parse(text, source), cls, source)
+
+    def check_keys(self, raw: Mapping[str, Any], cls: type, source: str) -> None:
+        """Every key names a field of the dataclass ``cls``; every field without a default is
+        there. Also for the objects nested in a file (``source`` then says which)."""
+        names = {f.name for f in fields(cls)}
+        required = {
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+        }
+        unknown, missing = sorted(set(raw) - names), sorted(required - set(raw))
+        if unknown or missing:
+            message = self.keys_message.format(unknown=unknown, missing=missing)
+            raise self.error(f"{source}: {message}")

@@ -1,0 +1,111 @@
+"""The gallery store protocol: what retrieval, evaluation and benchmarks need of a gallery.
+
+The hnswlib + SQLite ``Gallery`` is one store; a vector database can be another (ADR 0005).
+Stores are opened through ``store_table.open_gallery``, never constructed by their users.
+Every store keeps the guarantees ADR 0005 lists: model binding (``check_model``), all-or-
+nothing commits, one writer at a time, recall measured against brute force, and each item's
+id, path, label, instance and content hash returned as they were added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+import numpy as np
+
+from sketchsearch.gallery.errors import GalleryMismatchError
+from sketchsearch.gallery.items import GalleryItem
+from sketchsearch.gallery.manifest import GalleryManifest, MatchThreshold, ModelRef
+from sketchsearch.gallery.results import (
+    AddReport,
+    ExportedVectors,
+    GalleryInfo,
+    RemoveReport,
+    SearchResult,
+)
+
+
+@runtime_checkable
+class GalleryStore(Protocol):
+    """A gallery of unit vectors bound to one model family, searched by cosine similarity.
+
+    Changes (``add``, ``remove``, ``set_threshold``) reach storage at ``commit``, all or
+    nothing; leaving a writable store's ``with`` block cleanly commits, an error discards.
+    """
+
+    @property
+    def ref(self) -> str:
+        """Where the store lives, as ``open_gallery`` accepts it (a folder, ``kind://…``)."""
+        ...
+
+    @property
+    def manifest(self) -> GalleryManifest:
+        """The last committed record: model, dim, space, root, counts, threshold."""
+        ...
+
+    def search(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        ef: int | None = None,
+        filter: str | Sequence[str] | None = None,
+        threads: int = 1,
+    ) -> list[SearchResult]:
+        """The ``k`` best live items per query, best first; ``filter`` keeps these labels."""
+        ...
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of live ``ids``, in their order (re-ranking reads these)."""
+        ...
+
+    def add(self, vectors: np.ndarray, items: Sequence[GalleryItem]) -> AddReport:
+        """Add new items; skip those present with the same content; replace changed ones."""
+        ...
+
+    def remove(self, ids: Iterable[int] = (), paths: Iterable[str] = ()) -> RemoveReport: ...
+
+    def digests(self, paths: Iterable[str]) -> dict[str, str]:
+        """The SHA-256 of each live item among ``paths``: lets callers skip re-embedding."""
+        ...
+
+    def set_threshold(self, threshold: MatchThreshold | None) -> None: ...
+
+    def info(self) -> GalleryInfo: ...
+
+    def export_vectors(self) -> ExportedVectors:
+        """Every live item's id, vector and metadata, with the manifest: a move is a re-load."""
+        ...
+
+    def commit(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None: ...
+
+
+def check_model(where: str, built: ModelRef, expected: ModelRef) -> str | None:
+    """The model binding every store keeps: refuse another family or dimension.
+
+    Returns a note when only the precision differs (same weights: comparable vectors).
+    """
+    if expected.family != built.family or expected.dim != built.dim:
+        raise GalleryMismatchError(
+            f"{where}: gallery was built with model {built.describe()}, you are "
+            f"querying with model {expected.describe()}: rebuild the gallery with "
+            "`sketchsearch gallery build` for this model"
+        )
+    if expected.precision != built.precision:
+        return (
+            f"gallery built at {built.precision}, queried at {expected.precision}: "
+            "same weights, vectors are comparable"
+        )
+    return None

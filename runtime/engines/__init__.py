@@ -1,0 +1,1 @@
+"""Engines: one module per backend, opened through the backend table."""

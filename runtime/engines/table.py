@@ -1,0 +1,152 @@
+"""The backend table: every engine backend, declared once, and ``open_engine`` over it.
+
+The runtime declares its own backends here (onnxruntime, TensorRT). A higher layer declares
+one through the ``sketchsearch.engines`` entry point group (the torch reference:
+``torch = sketchsearch.train.torch_backend:BACKEND`` in setup.cfg), so the runtime never
+imports it. Entry points are read only when a suffix is not a built-in one or the whole
+table is listed, and once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+
+from sketchsearch.data.errors import UsageError
+from sketchsearch.runtime.engines.backend import Backend, Offer, OpenOptions
+from sketchsearch.runtime.engines.protocol import BackendUnavailableError, Engine
+
+ENTRY_POINT_GROUP = "sketchsearch.engines"
+_ENGINES = "sketchsearch.runtime.engines"
+_CARDS = "sketchsearch.runtime.model_card"
+
+BUILTIN_BACKENDS = (
+    Backend(
+        name="onnxruntime",
+        label="onnxruntime",
+        suffixes=(".onnx",),
+        opener=f"{_ENGINES}.onnx_engine:open_onnx",
+        card_reader=f"{_CARDS}:read_onnx_card",
+        offers=(
+            Offer("ort-cpu", "onnxruntime CPU", device="cpu"),
+            Offer("ort-cuda", "onnxruntime CUDA", device="cuda"),
+            Offer("ort-tensorrt", "onnxruntime TensorRT EP", device="tensorrt"),
+        ),
+    ),
+    Backend(
+        name="tensorrt",
+        label="TensorRT",
+        suffixes=(".plan", ".engine"),
+        opener=f"{_ENGINES}.tensorrt_engine:open_tensorrt",
+        probe=f"{_ENGINES}.tensorrt_engine:check_tensorrt",
+        card_reader=f"{_CARDS}:read_sidecar",
+        extra="tensorrt",
+        offers=(Offer("tensorrt", "TensorRT", always=True),),
+    ),
+)
+
+
+def load_plugins(points: Iterable[EntryPoint]) -> tuple[Backend, ...]:
+    """The backends the entry points declare; a broken one stops with one line saying which."""
+    found = []
+    for point in sorted(points, key=lambda p: p.name):
+        where = f"engine backend {point.name!r} ({point.value}, entry point {point.group})"
+        try:
+            backend = point.load()
+        except Exception as err:  # a plugin's own import error, whatever it is: one line
+            text = str(err).strip().splitlines()
+            raise BackendUnavailableError(
+                f"{where} failed to load: {type(err).__name__}: {text[0] if text else ''}; "
+                "reinstall the package that declares it (`pip install -e .` here) or remove it"
+            ) from None
+        if not isinstance(backend, Backend) or backend.name != point.name:
+            raise BackendUnavailableError(
+                f"{where} is {backend!r}, not a Backend named {point.name!r}: fix the declaration"
+            )
+        found.append(backend)
+    return tuple(found)
+
+
+@functools.cache
+def plugin_backends() -> tuple[Backend, ...]:
+    """The backends declared by installed packages, loaded on first use."""
+    return load_plugins(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def all_backends() -> tuple[Backend, ...]:
+    """Built-ins first, then the declared ones; a name or suffix taken twice is an error."""
+    backends = BUILTIN_BACKENDS + plugin_backends()
+    seen: dict[str, str] = {}
+    for backend in backends:
+        for claim in (backend.name, *backend.suffixes):
+            if claim in seen:
+                raise BackendUnavailableError(
+                    f"engine backends {seen[claim]!r} and {backend.name!r} both claim {claim!r}: "
+                    "uninstall one of them"
+                )
+            seen[claim] = backend.name
+    return backends
+
+
+def known_suffixes() -> tuple[str, ...]:
+    return tuple(suffix for backend in all_backends() for suffix in backend.suffixes)
+
+
+def describe_backends() -> str:
+    """``.onnx (onnxruntime), .plan/.engine (TensorRT, needs [tensorrt]), ...`` for help texts.
+
+    A plugin that fails to load is named after the built-ins, so that help still shows.
+    """
+    try:
+        return ", ".join(backend.describe() for backend in all_backends())
+    except BackendUnavailableError as err:
+        return ", ".join(backend.describe() for backend in BUILTIN_BACKENDS) + f" ({err})"
+
+
+def backend_for(path: Path, option: str = "--engine") -> Backend:
+    """The backend that runs ``path``, by its suffix; entry points are read only when needed."""
+    suffix = path.suffix.lower()
+    found = _find(lambda backend: suffix in backend.suffixes)
+    if found is None:
+        known = ", ".join(known_suffixes())
+        raise UsageError(f"{option} {path}: unknown model type {suffix!r}; use one of {known}")
+    return found
+
+
+def backend_named(name: str) -> Backend:
+    found = _find(lambda backend: backend.name == name)
+    if found is None:
+        names = ", ".join(backend.name for backend in all_backends())
+        raise UsageError(f"no engine backend {name!r}; the table has {names}")
+    return found
+
+
+def _find(matches: Callable[[Backend], bool]) -> Backend | None:
+    """The first match among the built-ins, and only then among the declared backends."""
+    for backends in (lambda: BUILTIN_BACKENDS, all_backends):
+        for backend in backends():
+            if matches(backend):
+                return backend
+    return None
+
+
+def open_engine(
+    path: str | os.PathLike[str],
+    provider: str | None = None,
+    threads: int | None = None,
+    batch_pipeline: bool = False,
+) -> Engine:
+    """The engine for a model file, from the backend that claims its suffix.
+
+    ``provider``: where to run (``cpu``, ``cuda``, ``tensorrt`` or an onnxruntime provider;
+    None: the best there is). ``batch_pipeline``: the engine will run beside decoding threads
+    (gallery building, evaluation), so onnxruntime's threads must not spin-wait between runs.
+    """
+    model = Path(path)
+    if not model.exists():
+        raise UsageError(f"--engine {model}: model file not found")
+    options = OpenOptions(device=provider, threads=threads, batch_pipeline=batch_pipeline)
+    return backend_for(model).open(model, options)

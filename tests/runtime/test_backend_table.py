@@ -1,0 +1,255 @@
+"""The backend table: one entry per backend, read by open_engine, help, errors and benchmarks.
+
+The lifecycle tests run the real engines: an ONNX exported from the tiny trained model, and
+that model's checkpoint in the torch reference engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import subprocess
+import sys
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from colour_engine import ColourEngine
+
+from sketchsearch.data.errors import ExitCode, UsageError
+from sketchsearch.runtime.engines import table
+from sketchsearch.runtime.engines.backend import Backend, Offer
+from sketchsearch.runtime.engines.protocol import BackendUnavailableError, EngineError
+from sketchsearch.runtime.engines.table import (
+    BUILTIN_BACKENDS,
+    ENTRY_POINT_GROUP,
+    all_backends,
+    backend_for,
+    known_suffixes,
+    load_plugins,
+    open_engine,
+    plugin_backends,
+)
+
+SUFFIXES = {
+    ".onnx": "onnxruntime",
+    ".plan": "tensorrt",
+    ".engine": "tensorrt",
+    ".ckpt": "torch",
+    ".pt": "torch",
+    ".pth": "torch",
+}
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sketchsearch.export.pipeline import ExportOptions, export_onnx
+
+    folder = tmp_path_factory.mktemp("backend-table")
+    options = ExportOptions(checkpoint=tiny_run / "best.ckpt", output=folder / "model.onnx")
+    (result,) = export_onnx(options)
+    return result.path
+
+
+def images(size: int, count: int = 2) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+# --- the table itself ---
+
+
+@pytest.mark.parametrize("backend", all_backends(), ids=lambda b: b.name)
+def test_every_backend_has_a_module_suffixes_and_offers(backend: Backend) -> None:
+    assert importlib.util.find_spec(backend.module) is not None, backend.module
+    for reference in (backend.opener, backend.probe, backend.card_reader):
+        if reference is not None:
+            module, _, name = reference.partition(":")
+            assert callable(getattr(importlib.import_module(module), name)), reference
+    assert backend.suffixes and all(s.startswith(".") for s in backend.suffixes)
+    assert backend.offers
+
+
+def test_names_suffixes_and_rows_are_each_claimed_once() -> None:
+    backends = all_backends()
+    suffixes = [s for b in backends for s in b.suffixes]
+    rows = [offer.key for b in backends for offer in b.offers]
+    assert len(set(suffixes)) == len(suffixes) and len(set(rows)) == len(rows)
+    assert {b.name for b in backends} == {"onnxruntime", "tensorrt", "torch"}
+    assert dict.fromkeys(suffixes) == dict.fromkeys(SUFFIXES)
+
+
+def test_the_torch_backend_is_declared_through_the_entry_point() -> None:
+    (point,) = [p for p in entry_points(group=ENTRY_POINT_GROUP) if p.name == "torch"]
+    assert point.value == "sketchsearch.train.torch_backend:BACKEND"
+    assert "torch" in {b.name for b in plugin_backends()}
+    assert "torch" not in {b.name for b in BUILTIN_BACKENDS}  # the runtime does not declare it
+
+
+def test_a_built_in_suffix_neither_reads_entry_points_nor_imports_train() -> None:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from sketchsearch.runtime.engines.table import backend_for, plugin_backends\n"
+        "assert backend_for(Path('m.onnx')).name == 'onnxruntime'\n"
+        "assert backend_for(Path('m.plan')).name == 'tensorrt'\n"
+        "assert plugin_backends.cache_info().misses == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('sketchsearch.train', 'torch'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("suffix", "name"), [*SUFFIXES.items(), (".ONNX", "onnxruntime")])
+def test_a_model_file_is_given_to_the_backend_of_its_suffix(suffix: str, name: str) -> None:
+    assert backend_for(Path(f"models/model{suffix}")).name == name
+
+
+def test_an_unknown_suffix_lists_the_table_suffixes(tmp_path: Path) -> None:
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"")
+    with pytest.raises(UsageError) as raised:
+        open_engine(model)
+    message = str(raised.value)
+    assert "\n" not in message and raised.value.exit_code == ExitCode.USAGE
+    assert f"--engine {model}: unknown model type '.bin'; use one of" in message
+    assert all(suffix in message for suffix in known_suffixes())
+    assert set(SUFFIXES) <= set(known_suffixes())
+
+
+def test_retrieve_help_lists_the_backends_of_the_table() -> None:
+    from sketchsearch.cli.retrieve_command import retrieve
+
+    result = CliRunner().invoke(retrieve, ["--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for backend in all_backends():
+        assert backend.describe() in result.output
+
+
+def test_the_benchmark_rows_are_the_table_offers() -> None:
+    from sketchsearch.benchmarks import targets
+
+    models = [Path("m.ckpt"), Path("m.onnx"), Path("m.plan")]
+    listed = targets.list_targets(models, ("cpu", "cuda", "tensorrt"))
+    offers = [offer.key for backend in all_backends() for offer in backend.offers]
+    assert sorted(t.backend for t in listed) == sorted(offers)
+    assert set(targets.backend_labels()) == set(offers)
+    cpu_only = targets.list_targets(models, ("cpu",))
+    assert [t.key for t in cpu_only] == ["m.ckpt:torch-cpu", "m.onnx:ort-cpu", "m.plan:tensorrt"]
+    with pytest.raises(UsageError, match="use one of"):
+        targets.list_targets([Path("m.bin")], ("cpu",))
+
+
+# --- declarations that are wrong, or plugins that do not load ---
+
+
+def test_a_plugin_that_fails_to_load_is_one_line() -> None:
+    broken = EntryPoint("broken", "sketchsearch.no_such_module:BACKEND", ENTRY_POINT_GROUP)
+    with pytest.raises(BackendUnavailableError) as raised:
+        load_plugins([broken])
+    message = str(raised.value)
+    assert "\n" not in message and raised.value.exit_code == ExitCode.USAGE
+    assert "engine backend 'broken' (sketchsearch.no_such_module:BACKEND" in message
+    assert "ModuleNotFoundError" in message and "reinstall" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("torch", "sketchsearch.train.torch_backend:_ENGINE"),  # not a Backend
+        ("pytorch", "sketchsearch.train.torch_backend:BACKEND"),  # another name
+    ],
+)
+def test_a_plugin_that_declares_something_else_is_refused(name: str, value: str) -> None:
+    with pytest.raises(BackendUnavailableError, match="not a Backend named"):
+        load_plugins([EntryPoint(name, value, ENTRY_POINT_GROUP)])
+
+
+def test_help_still_lists_the_built_ins_when_a_plugin_is_broken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken() -> tuple[Backend, ...]:
+        raise BackendUnavailableError("engine backend 'x' failed to load")
+
+    monkeypatch.setattr(table, "plugin_backends", broken)
+    text = table.describe_backends()
+    assert ".onnx (onnxruntime)" in text and "engine backend 'x' failed to load" in text
+    assert backend_for(Path("m.onnx")).name == "onnxruntime"  # built-ins need no plugin
+
+
+def test_a_suffix_claimed_twice_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    rival = Backend("rival", "rival", (".onnx",), "rival:open", (Offer("rival", "rival"),))
+    monkeypatch.setattr(table, "plugin_backends", lambda: (rival,))
+    with pytest.raises(BackendUnavailableError, match=r"both claim '\.onnx'"):
+        all_backends()
+
+
+def test_a_backend_without_its_extra_names_the_install_command(tmp_path: Path) -> None:
+    missing = Backend(
+        "x", "X", (".x",), "sketchsearch.no_such_module:open_x", (Offer("x", "X"),), extra="x"
+    )
+    with pytest.raises(BackendUnavailableError) as raised:
+        missing.open(tmp_path / "m.x")
+    assert str(raised.value) == (
+        "the X backend cannot be imported (sketchsearch.no_such_module is not installed): "
+        "pip install 'sketchsearch[x]'"
+    )
+
+
+@pytest.mark.parametrize("suffixes", [(), ("onnx",), (".ONNX",)])
+def test_a_declaration_with_bad_suffixes_is_refused(suffixes: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="suffixes"):
+        Backend("x", "X", suffixes, "m:f", ())
+
+
+# --- the engine lifecycle: with, close, synchronize ---
+
+
+def test_the_onnx_engine_is_a_context_manager(onnx_model: Path) -> None:
+    with open_engine(onnx_model, threads=1) as engine:
+        assert engine.backend == "onnxruntime"
+        vectors = engine.embed(images(engine.card.input_size))
+        engine.synchronize()  # a no-op on the CPU
+        assert vectors.shape == (2, engine.card.embed_dim)
+    with pytest.raises(EngineError) as raised:
+        engine.embed(images(engine.card.input_size))
+    assert str(raised.value) == f"{onnx_model}: the engine is closed; open the model file again"
+    engine.close()  # idempotent
+
+
+def test_the_onnx_engine_closes_when_the_block_fails(onnx_model: Path) -> None:
+    with pytest.raises(RuntimeError), open_engine(onnx_model, threads=1) as engine:
+        raise RuntimeError("inside the block")
+    with pytest.raises(EngineError, match="closed"):
+        engine.embed(images(engine.card.input_size))
+
+
+def test_the_torch_engine_is_a_context_manager(tiny_run: Path, onnx_model: Path) -> None:
+    pytest.importorskip("torch")
+    checkpoint = tiny_run / "best.ckpt"
+    with open_engine(checkpoint, provider="cpu", threads=1) as engine:
+        assert (engine.backend, engine.device) == ("torch", "cpu")
+        engine.synchronize()
+        batch = images(engine.card.input_size)
+        vectors = engine.embed(batch)
+    with open_engine(onnx_model, threads=1) as reference:
+        np.testing.assert_array_less(0.9999, (vectors * reference.embed(batch)).sum(axis=1))
+    with pytest.raises(EngineError, match="the engine is closed"):
+        engine.embed(batch)
+    engine.close()
+
+
+def test_the_torch_engine_refuses_a_device_it_does_not_have(tiny_run: Path) -> None:
+    pytest.importorskip("torch")
+    with pytest.raises(UsageError, match="--provider tensorrt: the torch reference engine runs on"):
+        open_engine(tiny_run / "best.ckpt", provider="tensorrt")
+
+
+def test_the_test_engine_has_the_same_lifecycle() -> None:
+    with ColourEngine() as engine:
+        engine.synchronize()
+        assert engine.embed(images(8)).shape == (2, 3)
+    with pytest.raises(EngineError, match="closed"):
+        engine.embed(images(8))
+    engine.close()
