@@ -103,17 +103,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy cannot follow the editable install's import hook, so it reads the torch-free layers
-# through a symlinked `sketchsearch/` namespace under build/.
-TYPECHECKED := data gallery runtime
+# mypy cannot follow the editable install's import hook, so it reads the torch-free layers and
+# the command-line floor through a symlinked `sketchsearch/` namespace under build/ (the torch
+# layers are not linked: what the commands import from them is Any).
+TYPECHECKED := data gallery runtime cli
 # The TensorRT modules are checked against tensorrt-stubs, which tools/tensorrt_stubs.py fetches
 # from PyPI into build/stubs once (TensorRT itself needs NVIDIA's index). Exit code 75 from it
 # means PyPI is out of reach: those modules are then reported as not checked.
 TENSORRT_MODULES := export.tensorrt_build cli.tensorrt_commands runtime.engines.tensorrt_engine
 typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/sketchsearch
-	for d in $(TYPECHECKED) export cli; do ln -s ../../../$$d build/typecheck/sketchsearch/$$d; done
+	for d in $(TYPECHECKED); do ln -s ../../../$$d build/typecheck/sketchsearch/$$d; done
 	MYPYPATH=build/typecheck $(BIN)/mypy $(addprefix -p sketchsearch.,$(TYPECHECKED))
+	ln -s ../../../export build/typecheck/sketchsearch/export
 	if $(PY) tools/tensorrt_stubs.py --dest build/stubs; then \
 		MYPYPATH=build/typecheck:build/stubs $(BIN)/mypy --config-file mypy-tensorrt.ini \
 			$(addprefix -m sketchsearch.,$(TENSORRT_MODULES)); \

@@ -5,10 +5,10 @@ torch reference (the checkpoint run in torch eager).
         --model model.int8.onnx --split split.json:test --data DATA --json accuracy.json
 
 Each artefact (and backend, as in ``latency.py``) embeds the split part's gallery-domain
-images into its own gallery with ``build_gallery``, then ``runtime.evaluate`` embeds the
-queries and scores them: the metrics are those of ``sketchsearch evaluate`` (definitions in
-``runtime/evaluation/metrics.py``), taken from the HNSW search that serving uses; the
-exhaustive-search figures are kept beside them. Deltas are artefact minus reference.
+images into its own gallery with ``build_gallery``, then ``runtime.evaluation.evaluate``
+embeds the queries and scores them: the metrics are those of ``sketchsearch evaluate``
+(definitions in ``runtime/evaluation/metrics.py``), taken from the HNSW search that serving
+uses; the exhaustive-search figures are kept beside them. Deltas are artefact minus reference.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sketchsearch.benchmarks.targets import (
     environment,
     list_targets,
     measure_row,
+    model_help,
     parse_providers,
 )
 from sketchsearch.data.errors import UsageError
@@ -128,7 +129,7 @@ def run_accuracy(config: AccuracyConfig) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None) -> tuple[AccuracyConfig, Path | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--model", type=Path, action="append", required=True, help=".ckpt, .onnx or .plan")
+    add("--model", type=Path, action="append", required=True, help=model_help())
     add("--split", required=True, metavar="SPLIT[:PART]", help="e.g. split.json:test")
     add("--data", type=Path, required=True, help="Data root of --split.")
     add("--providers", default="cpu,cuda,tensorrt", help="onnxruntime providers to try.")

@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -130,25 +131,28 @@ def sweep(
     """embed_paths with other decode workers, prefetch and onnxruntime settings. Each row's
     ratio is against the default engine's pre-decoded throughput, measured just before."""
     no_spin = {"session.intra_op.allow_spinning": "0"}
-    engines: dict[str, OnnxEngine] = {"default": OnnxEngine(model), "1 thread": OnnxEngine(model)}
-    with_session_config(engines["1 thread"], 1, {})
-    engines["no spinning"] = OnnxEngine(model)
-    with_session_config(engines["no spinning"], None, no_spin)
-    for engine in engines.values():
-        engine.warmup()
-    variants = [("default", w, 2) for w in (1, 2, 4)] + [("default", 2, 8)]
-    variants += [("1 thread", 1, 2), ("1 thread", 2, 2), ("no spinning", 2, 2)]
-    batches = decoded_batches(engines["default"], sources, batch_size)
-    files = [s.file for s in sources]
-    samples: dict[tuple[str, int, int], list[tuple[float, float]]] = {v: [] for v in variants}
-    for _ in range(repeats):
-        for name, workers, prefetch in variants:
-            reference = engine_seconds(engines["default"], batches)
-            own = engine_seconds(engines[name], batches)
-            result = embed_paths(engines[name], files, batch_size, workers, prefetch, False)
-            samples[(name, workers, prefetch)].append(
-                (reference / result.wall_seconds, own / result.wall_seconds)
-            )
+    with ExitStack() as opened:  # every engine is closed, however the sweep ends
+        engines = {
+            name: opened.enter_context(OnnxEngine(model))
+            for name in ("default", "1 thread", "no spinning")
+        }
+        with_session_config(engines["1 thread"], 1, {})
+        with_session_config(engines["no spinning"], None, no_spin)
+        for engine in engines.values():
+            engine.warmup()
+        variants = [("default", w, 2) for w in (1, 2, 4)] + [("default", 2, 8)]
+        variants += [("1 thread", 1, 2), ("1 thread", 2, 2), ("no spinning", 2, 2)]
+        batches = decoded_batches(engines["default"], sources, batch_size)
+        files = [s.file for s in sources]
+        samples: dict[tuple[str, int, int], list[tuple[float, float]]] = {v: [] for v in variants}
+        for _ in range(repeats):
+            for name, workers, prefetch in variants:
+                reference = engine_seconds(engines["default"], batches)
+                own = engine_seconds(engines[name], batches)
+                result = embed_paths(engines[name], files, batch_size, workers, prefetch, False)
+                samples[(name, workers, prefetch)].append(
+                    (reference / result.wall_seconds, own / result.wall_seconds)
+                )
     return [
         {
             "onnxruntime": name,
@@ -193,12 +197,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    args.work.mkdir(parents=True, exist_ok=True)
-    model = ensure_engine(args.engine, args.checkpoint, args.work)
-    root, sources = choose_sources(args)
-    engine = OnnxEngine(model, spin=False)  # as `gallery build` opens it
+def measure_throughput(
+    engine: OnnxEngine, model: Path, root: Path, sources: list[Source], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The report: build_gallery beside the engine alone, and the sweep when asked for."""
     engine.warmup()
     load_before = os.getloadavg()[0]
     rows = [one_repetition(engine, sources, root, args) for _ in range(args.repeats)]
@@ -243,6 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.sweep:
         report["sweep"] = sweep(model, sources, args.batch_size, args.repeats)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    model = ensure_engine(args.engine, args.checkpoint, args.work)
+    root, sources = choose_sources(args)
+    with OnnxEngine(model, spin=False) as engine:  # as `gallery build` opens it
+        report = measure_throughput(engine, model, root, sources, args)
+    ratio = report["ratio_median"]
     out = args.json or args.work / "gallery_throughput.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

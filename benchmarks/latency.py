@@ -12,11 +12,11 @@ with each of ``--providers`` (cpu, cuda, tensorrt: the TensorRT execution provid
 and none gets numbers it did not measure.
 
 Timing: every engine call returns host memory (numpy), so it has finished when it returns;
-every engine is also synchronised (``Engine.synchronize``: the CUDA device for torch, the
-stream for TensorRT, nothing on the CPU) before and after each timed call, so no
-asynchronous work leaks into or out of a sample. Inputs are seeded
-random uint8 images. ``--repeat 2`` measures everything twice, re-opening every engine, and
-reports the spread of the batch-1 p50 between the runs.
+on CUDA the torch engine is also synchronised (``Engine.synchronize``, a no-op for the other
+engines, whose ``embed`` waits for the device itself) before and after each timed call, so no
+asynchronous work leaks into or out of a sample. Inputs are seeded random uint8 images.
+``--repeat 2`` measures everything twice, re-opening every engine, and reports the spread of
+the batch-1 p50 between the runs.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from sketchsearch.benchmarks.targets import (
     environment,
     list_targets,
     measure_row,
+    model_help,
     parse_providers,
 )
 from sketchsearch.data.errors import UsageError
@@ -270,7 +271,7 @@ def parse_ints(text: str) -> tuple[int, ...]:
 def parse_args(argv: Sequence[str] | None) -> tuple[LatencyConfig, Path | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--model", type=Path, action="append", required=True, help=".ckpt, .onnx or .plan")
+    add("--model", type=Path, action="append", required=True, help=model_help())
     add("--batch-sizes", default="1,8,32")
     add("--warmup", type=int, default=10)
     add("--iters", type=int, default=100)

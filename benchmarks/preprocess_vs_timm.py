@@ -40,7 +40,7 @@ from timm.data import create_transform, resolve_data_config  # type: ignore[attr
 
 from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_file
-from sketchsearch.train.checkpoint import load_checkpoint
+from sketchsearch.train.checkpoint import load_checkpoint, read_checkpoint
 from sketchsearch.train.embedding_model import EmbeddingModel, resolve_model_config
 
 TARGET_COSINE = 0.999
@@ -209,15 +209,16 @@ def compare(model: Subject, paths: list[Path]) -> dict[str, Any]:
 
 
 def trained(checkpoint: Path, engine: Path | None) -> Subject:
-    model = load_checkpoint(checkpoint)
+    file = read_checkpoint(checkpoint)  # hashed and loaded from one read
+    model = load_checkpoint(file)
     name = f"{checkpoint} ({model.config.backbone}@{model.config.img_size}, trained)"
     if engine is None:
         return Subject(name, model)
-    from sketchsearch.data.hashing import file_sha256
     from sketchsearch.runtime.engines.onnx_engine import OnnxEngine
 
     onnx = OnnxEngine(engine)
-    if onnx.card.checkpoint_sha256 != file_sha256(checkpoint):
+    if onnx.card.checkpoint_sha256 != file.sha256:
+        onnx.close()
         raise SystemExit(f"{engine} was not exported from {checkpoint}: export it again")
     return Subject(name, model, onnx_embed=onnx.embed)
 

@@ -4,10 +4,11 @@
         --split split.json:test --data DATA [--instance] [--rerank-k 100] [--json rerank.json]
     python -m sketchsearch.benchmarks.rerank ...      # the same
 
-The queries are embedded once; each method is then scored by ``runtime.evaluate.score_queries``,
-the code behind ``sketchsearch evaluate --rerank`` (metrics from the HNSW search that serving
-uses; exhaustive-search figures in the JSON). Latency is per single query, as ``retrieve``
-answers one: the search (k = 10 without re-ranking, the shortlist K with it), then fetching the
+The queries are embedded once; each method is then scored by
+``runtime.evaluation.evaluate.score_queries``, the code behind
+``sketchsearch evaluate --rerank`` (metrics from the HNSW search that serving uses;
+exhaustive-search figures in the JSON). Latency is per single query, as ``retrieve`` answers
+one: the search (k = 10 without re-ranking, the shortlist K with it), then fetching the
 shortlist's vectors by id and re-ranking them; medians over the queries. "added" is the
 median total minus that of no re-ranking.
 """
@@ -143,9 +144,16 @@ def _direction(option: str | None) -> tuple[str, str] | None:
     return query, gallery
 
 
+def _engine_help() -> str:
+    """``--engine``'s help: the model files the backend table opens (argparse-escaped)."""
+    from sketchsearch.runtime.engines.table import describe_backends
+
+    return f"Model file: {describe_backends()}.".replace("%", "%%")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--engine", type=Path, required=True, help="Model: .onnx or .plan.")
+    parser.add_argument("--engine", type=Path, required=True, help=_engine_help())
     parser.add_argument("--index", type=Path, required=True, help="Gallery folder.")
     parser.add_argument("--split", required=True, metavar="SPLIT:PART", help="Queries.")
     parser.add_argument("--data", type=Path, required=True, help="Data root of --split.")
@@ -170,8 +178,10 @@ def main(argv: list[str] | None = None) -> None:
     for method in config.methods:  # refuse a bad method or K before embedding anything
         RerankConfig(method=method, shortlist=config.shortlist)
     part = parse_split_spec(args.split, args.data)
-    engine = open_engine(args.engine, threads=args.threads, batch_pipeline=True)
-    with open_gallery(args.index, expected_model=model_ref(engine.card)) as gallery:
+    with (
+        open_engine(args.engine, threads=args.threads, batch_pipeline=True) as engine,
+        open_gallery(args.index, expected_model=model_ref(engine.card)) as gallery,
+    ):
         report = measure_reranking(engine, gallery, part, config)
     print(table(report))
     if args.json:

@@ -66,6 +66,7 @@ engine = open_engine(sys.argv[1]); mark("open engine (onnxruntime session)")
 gallery = open_gallery(sys.argv[2], expected_model=model_ref(engine.card)); mark("open gallery")
 (answer,) = Retriever(engine, gallery).search_files([sys.argv[3]], k=10); mark("first query")
 print(json.dumps(marks))
+engine.close()
 """
 
 
@@ -251,10 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     model = ensure_engine(args.engine, args.checkpoint, args.work)
     gallery_dir = args.work / f"gallery-{args.items}"
-    engine = open_engine(model)
-    gallery = build_synthetic_gallery(
-        engine, args.images, gallery_dir, args.items, args.seed_images
-    )
+    with open_engine(model) as engine:
+        card = engine.card
+        gallery = build_synthetic_gallery(
+            engine, args.images, gallery_dir, args.items, args.seed_images
+        )
     query = args.query or default_query(args.images)
     load_before = os.getloadavg()[0]
     result = measure(model, gallery_dir, query, args.repeats)
@@ -267,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch_imported": not torch_free,
         "model": {
             "path": str(model),
-            "backbone": engine.card.backbone,
-            "dim": engine.card.embed_dim,
+            "backbone": card.backbone,
+            "dim": card.embed_dim,
         },
         "gallery": {"path": str(gallery_dir), **gallery},
         "query": str(query),

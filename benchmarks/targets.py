@@ -16,7 +16,13 @@ from sketchsearch.data.errors import SketchsearchError, UsageError
 from sketchsearch.runtime.cuda_probe import probe_distributions, tensorrt_install
 from sketchsearch.runtime.engines.backend import Backend, Offer, OpenOptions
 from sketchsearch.runtime.engines.protocol import BackendUnavailableError, Engine
-from sketchsearch.runtime.engines.table import all_backends, backend_for
+from sketchsearch.runtime.engines.table import (
+    all_backends,
+    describe_backends,
+    find_backend,
+    known_suffixes,
+    missing_plugins_hint,
+)
 
 
 def offered_devices() -> tuple[str, ...]:
@@ -61,13 +67,30 @@ def list_targets(models: Sequence[Path], providers: Sequence[str]) -> list[Targe
     unknown = sorted(set(providers) - set(offered))
     if unknown:
         raise UsageError(f"--providers {','.join(unknown)}: use some of {', '.join(offered)}")
-    targets = []
+    targets: list[Target] = []
     for model in models:
-        backend = backend_for(model, "--model")
-        offers = [o for o in backend.offers if o.always or o.device in providers]
+        backend = find_backend(model)
+        if backend is None:
+            raise UsageError(
+                f"--model {model}: not a {_either(known_suffixes())} file{missing_plugins_hint()}"
+            )
+        offers = _offers(backend, providers)
         read = _precision(model, backend) if any(o.precision is None for o in offers) else "?"
         targets.extend(Target(model, backend, o, o.precision or read) for o in offers)
     return targets
+
+
+def _offers(backend: Backend, providers: Sequence[str]) -> list[Offer]:
+    """The backend's reference rows (table order), then its rows in ``--providers`` order."""
+    rows = [offer for offer in backend.offers if offer.always]
+    for device in dict.fromkeys(providers):
+        rows += [o for o in backend.offers if not o.always and o.device == device]
+    return rows
+
+
+def _either(suffixes: Sequence[str]) -> str:
+    """``.onnx, .plan or .ckpt``."""
+    return " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
 
 
 def _precision(model: Path, backend: Backend) -> str:
@@ -90,7 +113,12 @@ def open_target(target: Target, threads: int | None) -> Engine:
     """
     offer = target.offer
     target.source.check_available(offer.device)
-    options = OpenOptions(device=offer.device, threads=threads, autocast_fp16=offer.autocast_fp16)
+    options = OpenOptions(
+        device=offer.device,
+        threads=threads,
+        autocast_fp16=offer.autocast_fp16,
+        strict_device=True,  # a row measures its own device: never onnxruntime's fall back
+    )
     return target.source.open(target.model, options)
 
 
@@ -164,6 +192,11 @@ def environment(threads: int | None) -> dict[str, str]:
         onnxruntime_providers=",".join(onnxruntime.get_available_providers()),
         **versions,
     )
+
+
+def model_help() -> str:
+    """``--model``'s help: the model files the backend table opens (argparse-escaped)."""
+    return f"Model file: {describe_backends()}.".replace("%", "%%")
 
 
 def parse_providers(text: str) -> tuple[str, ...]:

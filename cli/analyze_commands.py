@@ -157,8 +157,10 @@ def _engine_report(
     if options.engine is None or options.index is None or options.split_spec is None:
         raise UsageError("--engine needs --index GALLERY and --split SPLIT[:PART] --data ROOT")
     part = parse_split_spec(options.split_spec, options.data_root, default_part="val")
-    engine = open_engine(options.engine, provider=options.provider, threads=options.threads)
-    with open_gallery(options.index, expected_model=model_ref(engine.card)) as gallery:
+    with (
+        open_engine(options.engine, provider=options.provider, threads=options.threads) as engine,
+        open_gallery(options.index, expected_model=model_ref(engine.card)) as gallery,
+    ):
         return roc_for_gallery(
             engine,
             gallery,

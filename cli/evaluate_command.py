@@ -66,9 +66,11 @@ def evaluate(
 
     reranking = rerank_config(rerank, rerank_k)
     part = parse_split_spec(split_spec, data_root)
-    model = open_engine(engine, provider=provider, threads=threads, batch_pipeline=True)
     pair = tuple(direction.split("2")) if direction else None
-    with open_gallery(index, expected_model=model_ref(model.card)) as gallery:
+    with (
+        open_engine(engine, provider=provider, threads=threads, batch_pipeline=True) as model,
+        open_gallery(index, expected_model=model_ref(model.card)) as gallery,
+    ):
         result = run_evaluation(
             model,
             gallery,

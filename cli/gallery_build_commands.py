@@ -89,10 +89,10 @@ def build(
         assert split_spec is not None
         part = parse_split_spec(split_spec, data_root)
         root, sources = part.root, split_sources(part, domain)
-    model = open_engine(engine, provider=provider, threads=threads, batch_pipeline=True)
-    report = build_gallery(
-        model, out, root, sources, batch_size, workers, progress=False if quiet else None
-    )
+    with open_engine(engine, provider=provider, threads=threads, batch_pipeline=True) as model:
+        report = build_gallery(
+            model, out, root, sources, batch_size, workers, progress=False if quiet else None
+        )
     click.echo(describe_build(report))
     if report.indexed == 0:
         click.echo(f"{out}: nothing was indexed; not recorded as the default gallery", err=True)
@@ -132,9 +132,9 @@ def add(
     from sketchsearch.runtime.engines.table import open_engine
     from sketchsearch.runtime.gallery_build import add_files, describe_build
 
-    model = open_engine(engine, provider=provider, threads=threads, batch_pipeline=True)
-    report = add_files(
-        model, directory, list(paths), batch_size, workers, progress=False if quiet else None
-    )
+    with open_engine(engine, provider=provider, threads=threads, batch_pipeline=True) as model:
+        report = add_files(
+            model, directory, list(paths), batch_size, workers, progress=False if quiet else None
+        )
     click.echo(describe_build(report, verb="added"))
     return int(ExitCode.FAILURE) if report.failed else int(ExitCode.OK)

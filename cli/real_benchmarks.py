@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -22,9 +21,7 @@ from sketchsearch.benchmarks.real import ablation_runner, openmoji_build, qualit
 @click.option("--split", type=click.Path(path_type=Path), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--only", multiple=True, help="Run just these rows (repeatable).")
-@click.option(
-    "--report-only", is_flag=True, help="Print the ablation_runner.table of the rows already run."
-)
+@click.option("--report-only", is_flag=True, help="Print the table of the rows already run.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def ablation(
     rows_file: Path,
@@ -35,7 +32,7 @@ def ablation(
     report_only: bool,
     debug: bool,
 ) -> None:
-    """Train and score every ablation row, then print the markdown ablation_runner.table.
+    """Train and score every ablation row, then print the markdown table.
 
     \b
     Example:
@@ -43,15 +40,7 @@ def ablation(
           --data openmoji/data --split openmoji/split.json --out openmoji/ablation
     """
     base, rows = ablation_runner.read_rows(rows_file)
-    out.mkdir(parents=True, exist_ok=True)
-    records: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        record_file = out / f"{row.name}.json"
-        if report_only or (only and row.name not in only):
-            if record_file.is_file():
-                records[row.name] = json.loads(record_file.read_text())
-            continue
-        records[row.name] = ablation_runner.run_row(row, base, data, split, out)
+    records = ablation_runner.run_rows(rows, base, data, split, out, only, report_only)
     click.echo(ablation_runner.table(rows, records))
 
 
@@ -60,7 +49,8 @@ def ablation(
 @click.option(
     "--tarball",
     type=click.Path(path_type=Path),
-    help=f"A local {openmoji_build.TARBALL_NAME} (default: npm pack into --cache-dir).",
+    help=f"A local {openmoji_build.TARBALL_NAME} (default: fetched with npm pack into "
+    "--cache-dir).",
 )
 @click.option(
     "--cache-dir",

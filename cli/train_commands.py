@@ -66,7 +66,7 @@ HELP = {
 }
 
 
-class BatchLimit(click.ParamType):
+class BatchLimit(click.ParamType):  # type: ignore[type-arg]
     """Lightning's convention: "1" means one batch, "0.25" a quarter of the epoch."""
 
     name = "N|FRACTION"
@@ -139,7 +139,7 @@ def resolve_config(ctx: click.Context, options: dict[str, Any]) -> TrainConfig:
 @click.group(name="train", invoke_without_command=True)
 @train_options
 @click.pass_context
-def train(ctx: click.Context, **options: Any) -> None:
+def train(ctx: click.Context, /, **options: Any) -> None:
     """Train an embedding model on a split (Lightning; CPU, GPU, multi-GPU with DDP).
 
     \b
@@ -160,7 +160,7 @@ def train(ctx: click.Context, **options: Any) -> None:
     from sketchsearch.train.summary import describe_report
 
     report = run_training(config)
-    if rank_zero_only.rank == 0:  # under DDP every process returns here
+    if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # under DDP every process returns
         click.echo(describe_report(report))
 
 
@@ -177,7 +177,13 @@ def train(ctx: click.Context, **options: Any) -> None:
 )
 @click.pass_context
 def find_lr(
-    ctx: click.Context, min_lr: float, max_lr: float, steps: int, plot: Path | None, **options: Any
+    ctx: click.Context,
+    /,
+    min_lr: float,
+    max_lr: float,
+    steps: int,
+    plot: Path | None,
+    **options: Any,
 ) -> None:
     """Run Lightning's learning-rate finder; print the suggestion and save the plot.
 

@@ -16,6 +16,10 @@ from typing import Any
 from sketchsearch.data.errors import SketchsearchError
 
 KEYS_MESSAGE = "unexpected keys {unknown}, missing keys {missing}"
+JSON_MESSAGE = "not valid JSON ({msg}, line {lineno})"
+VERSION_MESSAGE = (
+    "{noun} format version {found!r}; this version of sketchsearch reads version {version}"
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,9 @@ class FileFormat:
     version: int  # the "format_version" this version of sketchsearch reads
     noun: str  # how messages name the file: "split file", "gallery manifest", …
     error: type[SketchsearchError]  # what every refusal raises
-    fix: str = ""  # appended to the version refusal: how to get a readable file
+    # Each owner keeps the wording its messages had before this check was shared:
+    json_message: str = JSON_MESSAGE  # with {msg} and {lineno} (of the JSON error)
+    version_message: str = VERSION_MESSAGE  # with {noun}, {found} and {version}
     keys_message: str = KEYS_MESSAGE  # with {unknown} and {missing}
 
     def parse(self, text: str, source: str) -> object:
@@ -34,19 +40,18 @@ class FileFormat:
         try:
             return json.loads(text)
         except json.JSONDecodeError as err:
-            raise self.error(
-                f"{source}: not valid JSON for a {self.noun} ({err.msg}, line {err.lineno})"
-            ) from None
+            message = self.json_message.format(msg=err.msg, lineno=err.lineno)
+            raise self.error(f"{source}: {message}") from None
 
     def check(self, raw: object, cls: type, source: str) -> dict[str, Any]:
         """``raw`` as a dict, once its format, version and keys are those of ``cls``."""
         if not isinstance(raw, dict) or raw.get("format") != self.tag:
             raise self.error(f"{source}: not a sketchsearch {self.noun}")
         if raw.get("format_version") != self.version:
-            raise self.error(
-                f"{source}: {self.noun} format version {raw.get('format_version')!r}; this "
-                f"version of sketchsearch reads version {self.version}{self.fix}"
+            message = self.version_message.format(
+                noun=self.noun, found=raw.get("format_version"), version=self.version
             )
+            raise self.error(f"{source}: {message}")
         self.check_keys(raw, cls, source)
         return raw
 

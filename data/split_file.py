@@ -27,7 +27,11 @@ SPLIT_FILE = FileFormat(
     SPLIT_FORMAT_VERSION,
     "split file",
     SplitFileError,
-    fix=": re-run `sketchsearch data split`",
+    json_message="not valid JSON ({msg}, line {lineno})",
+    version_message=(
+        "split format version {found!r}, this version of sketchsearch reads version "
+        "{version}: re-run `data split`"
+    ),
 )
 
 

@@ -48,7 +48,8 @@ def opsets(model: onnx.ModelProto) -> Iterator[Finding]:
 
 def io_shapes(graph: TensorView) -> Iterator[Finding]:
     """Only the batch axis may vary: the runtime refuses any other dynamic axis
-    (``runtime/tensorrt_engine.check_io``), and the build's one profile fixes the image size."""
+    (``runtime/engines/tensorrt_engine.check_io``), and the build's one profile fixes the image
+    size."""
     for kind, values in (("input", graph.inputs), ("output", graph.outputs)):
         for name, info in values.items():
             if name in graph.initializers:

@@ -19,7 +19,14 @@ from sketchsearch.gallery.errors import GalleryCorruptError
 GALLERY_FORMAT = "sketchsearch-gallery"
 GALLERY_FORMAT_VERSION = 1
 MANIFEST = FileFormat(
-    GALLERY_FORMAT, GALLERY_FORMAT_VERSION, "gallery manifest", GalleryCorruptError
+    GALLERY_FORMAT,
+    GALLERY_FORMAT_VERSION,
+    "gallery manifest",
+    GalleryCorruptError,
+    json_message="not valid JSON ({msg})",
+    version_message=(
+        "gallery format version {found!r}; this version of sketchsearch reads version {version}"
+    ),
 )
 
 

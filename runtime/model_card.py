@@ -39,7 +39,11 @@ CARD = FileFormat(
     CARD_FORMAT_VERSION,
     "model card",
     ModelCardError,
-    fix=": re-export the model",
+    json_message="model card is not valid JSON ({msg})",
+    version_message=(
+        "model card version {found!r}; this version of sketchsearch reads version "
+        "{version}: re-export the model"
+    ),
     keys_message="model card has unknown keys {unknown} and lacks keys {missing}",
 )
 

@@ -30,7 +30,7 @@ class RetrieverConfig:
 
 
 def open_retriever(config: RetrieverConfig) -> tuple[Retriever, Path]:
-    """The retriever and the gallery it answers from; the caller closes ``retriever.gallery``."""
+    """The retriever and its gallery folder; the caller closes its engine and its gallery."""
     model = open_engine(config.engine, provider=config.provider, threads=config.threads)
     try:
         gallery_dir = config.index or default_gallery(config.engine, model.card)

@@ -9,6 +9,7 @@ handle) and hands the result to everything that needs it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,16 +42,26 @@ class CheckpointFile:
     sha256: str
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> CheckpointFile:
-    """Open the file once: hash it, then load it from the same handle (bounded extra memory)."""
+def read_checkpoint(
+    path: str | os.PathLike[str], check_sha256: Callable[[str], None] | None = None
+) -> CheckpointFile:
+    """Open the file once: hash it, then load it from the same handle (bounded extra memory).
+
+    ``check_sha256`` sees the hash before the file is loaded, and may refuse the file by
+    raising a :class:`SketchsearchError` (a checkpoint that is not the one asked for is then
+    refused as such, and never loaded)."""
     source = Path(path)
     if not source.is_file():
         raise CheckpointError(f"{source}: checkpoint not found")
     try:
         with open(source, "rb") as handle:
             sha256 = stream_sha256(handle)
+            if check_sha256 is not None:
+                check_sha256(sha256)
             handle.seek(0)
             raw = torch.load(handle, map_location="cpu", weights_only=True)
+    except SketchsearchError:
+        raise  # the refusal of ``check_sha256``
     except Exception as err:  # torch raises many types for a bad file; all mean "unreadable"
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"{source}: not a readable checkpoint ({message})") from None

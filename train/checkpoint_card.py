@@ -24,7 +24,7 @@ class LoadedCheckpoint:
 
     model: EmbeddingModel
     card: ModelCard
-    run: RunFolder  # the run files beside the checkpoint (empty where there are none)
+    run: RunFolder  # the run files beside the checkpoint, each read when first asked for
 
 
 def load_with_card(
@@ -67,7 +67,8 @@ def library_versions() -> dict[str, str]:
 
 
 def _run_info(file: CheckpointFile, run: RunFolder) -> dict[str, Any]:
-    """What the checkpoint says about its training, or else what its run folder says."""
+    """What the checkpoint says about its training, or else what its run folder says (the
+    folder is only read in that case)."""
     hyper = file.contents.get("hyper_parameters")
     if isinstance(hyper, dict) and isinstance(hyper.get("run_info"), dict):
         return dict(hyper["run_info"])

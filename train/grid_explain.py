@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.data.hashing import file_sha256
 from sketchsearch.runtime.retriever import Answer
 from sketchsearch.train.cam_explainer import Explainer
 from sketchsearch.train.cam_figure import overlay_cam
-from sketchsearch.train.checkpoint import load_checkpoint
+from sketchsearch.train.checkpoint import load_checkpoint, read_checkpoint
 
 Overlays = dict[tuple[int, int], np.ndarray]  # (row, column) → RGB tile; column 0 = query
 
@@ -30,12 +29,16 @@ def explain_answers(
     method: str = "gradcam",
 ) -> Overlays:
     """Overlays for every answered query and match; the checkpoint must be the engine's."""
-    if file_sha256(checkpoint) != family:
-        raise UsageError(
-            f"--explain {checkpoint}: not the checkpoint this model was exported from "
-            f"(family {family[:12]}); pass that checkpoint"
-        )
-    explainer = Explainer(load_checkpoint(checkpoint), method)
+
+    def check(sha256: str) -> None:  # before the file is loaded, as it always was
+        if sha256 != family:
+            raise UsageError(
+                f"--explain {checkpoint}: not the checkpoint this model was exported from "
+                f"(family {family[:12]}); pass that checkpoint"
+            )
+
+    file = read_checkpoint(checkpoint, check)  # hashed and loaded from one read
+    explainer = Explainer(load_checkpoint(file), method)
     overlays: Overlays = {}
     for row, answer in enumerate(answers):
         for column, match in enumerate(answer.matches, start=1):

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from sketchsearch.data.errors import UsageError
 from sketchsearch.runtime.engines.backend import OpenOptions
 from sketchsearch.runtime.engines.lifecycle import EngineLifecycle
 from sketchsearch.runtime.engines.protocol import BackendUnavailableError, check_batch
@@ -22,24 +21,34 @@ NEEDS_TRAIN = "the torch reference engine needs the [train] extra"
 
 
 def check_torch(device: str | None = None) -> None:
-    """The backend table's probe: torch, and a CUDA GPU when ``device`` is "cuda"."""
+    """The backend table's probe: torch and a CUDA GPU when ``device`` is "cuda".
+
+    Elsewhere there is nothing to probe: opening the checkpoint says what is missing, naming
+    the file.
+    """
+    if device != "cuda":
+        return
     try:
         import torch
     except ImportError as err:
         raise BackendUnavailableError(
             f"{NEEDS_TRAIN} ({err.name} is not installed): pip install 'sketchsearch[train]'"
         ) from None
-    if device == "cuda" and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise BackendUnavailableError("torch.cuda.is_available() is False: no CUDA GPU")
 
 
 def open_torch(path: Path, options: OpenOptions) -> TorchEngine:
-    """The backend table's opener for checkpoints: ``device`` is cpu, cuda or None (the best)."""
-    requested = (options.device or "auto").lower()
-    device = None if requested == "auto" else requested
+    """The backend table's opener for checkpoints.
+
+    A command's ``--provider`` is onnxruntime's option and is ignored here: the checkpoint
+    runs on CUDA when there is a GPU, else on the CPU. A benchmark row (``strict_device``)
+    runs on its ``device``, cpu or cuda.
+    """
+    device = options.device.lower() if options.strict_device and options.device else None
     if device is not None and device not in DEVICES:
-        raise UsageError(
-            f"--provider {device}: the torch reference engine runs on {' or '.join(DEVICES)}"
+        raise BackendUnavailableError(
+            f"the torch reference engine runs on {' or '.join(DEVICES)}, not {device!r}"
         )
     return TorchEngine(
         path, device=device, autocast_fp16=options.autocast_fp16, threads=options.threads

@@ -122,3 +122,26 @@ def table(rows: list[AblationRow], records: dict[str, dict[str, Any]]) -> str:
             f"{model['instance_map']:.4f} | {minutes:.1f} min | {verdict} |"
         )
     return "\n".join(lines)
+
+
+def run_rows(
+    rows: list[AblationRow],
+    base: dict[str, Any],
+    data: Path,
+    split: Path,
+    out: Path,
+    only: tuple[str, ...] = (),
+    report_only: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """The record of every row: run (or reused) for the rows asked for, read from its record
+    file for the others (absent when that row was never run). ``report_only`` runs none."""
+    out.mkdir(parents=True, exist_ok=True)
+    records: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        record_file = out / f"{row.name}.json"
+        if report_only or (only and row.name not in only):
+            if record_file.is_file():
+                records[row.name] = json.loads(record_file.read_text())
+            continue
+        records[row.name] = run_row(row, base, data, split, out)
+    return records

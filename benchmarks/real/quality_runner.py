@@ -2,8 +2,8 @@
 
 Every row, whether a trained model or a baseline, goes through the same code: embed the test
 part's queries (line drawings) and its whole gallery (colour images), score all pairs exactly,
-and compute the runtime's own metrics (``runtime.metrics.evaluate_retrieval``) under two
-protocols:
+and compute the runtime's own metrics (``runtime.evaluation.metrics.evaluate_retrieval``)
+under two protocols:
 
 - **category** (zero-shot): relevant = same category (OpenMoji subgroup); mAP@all;
 - **instance**: relevant = the drawing's own colour image (same instance); recall@1, recall@10
@@ -96,8 +96,8 @@ def embed_model(model: Path, paths: Sequence[Path], threads: int | None = None) 
     from sketchsearch.runtime.engines.table import open_engine
     from sketchsearch.runtime.pipeline import embed_paths
 
-    engine = open_engine(model, threads=threads)
-    result = embed_paths(engine, paths, batch_size=64, progress=False)
+    with open_engine(model, threads=threads) as engine:
+        result = embed_paths(engine, paths, batch_size=64, progress=False)
     if result.failures:
         shown = "; ".join(str(f) for f in result.failures[:3])
         raise UsageError(f"{len(result.failures)} benchmark images failed to embed: {shown}")

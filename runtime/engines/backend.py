@@ -20,12 +20,19 @@ from sketchsearch.runtime.model_card import ModelCard
 
 @dataclass(frozen=True)
 class OpenOptions:
-    """How to open one engine; a backend ignores what does not apply to it."""
+    """How to open one engine; a backend ignores what does not apply to it.
+
+    From a command, ``device`` is its ``--provider`` option: onnxruntime's choice of execution
+    provider, which onnxruntime may still fall back from when the provider fails to start, and
+    which the other backends ignore. A benchmark row sets ``strict_device``: the engine must
+    run on ``device`` (its ``Offer.device``), or opening it is a BackendUnavailableError.
+    """
 
     device: str | None = None  # "cpu", "cuda", "tensorrt" or a provider name; None: the best
     threads: int | None = None
     batch_pipeline: bool = False  # runs beside decoding threads: no spin-waiting
     autocast_fp16: bool = False
+    strict_device: bool = False  # a benchmark row: on ``device`` exactly, never a fallback
 
 
 @dataclass(frozen=True)
@@ -88,12 +95,24 @@ class Backend:
         return card
 
     def _function(self, reference: str) -> Any:
+        """The function ``reference`` names; a missing third-party module says which extra.
+
+        A module of sketchsearch itself that fails to import is a bug, not a missing extra:
+        its ImportError is raised as it is.
+        """
         module, _, name = reference.partition(":")
         try:
             return getattr(importlib.import_module(module), name)
         except ImportError as err:
+            if _is_own_module(err.name):
+                raise
             hint = f": pip install 'sketchsearch[{self.extra}]'" if self.extra else ""
             raise BackendUnavailableError(
                 f"the {self.label} backend cannot be imported ({err.name or err} is not "
                 f"installed){hint}"
             ) from None
+
+
+def _is_own_module(name: str | None) -> bool:
+    """True when the module an ImportError names is sketchsearch or one of its modules."""
+    return name is not None and (name == "sketchsearch" or name.startswith("sketchsearch."))

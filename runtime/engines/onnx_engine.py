@@ -52,10 +52,21 @@ def choose_providers(requested: str | None, available: Sequence[str]) -> list[st
 
 
 def open_onnx(path: Path, options: OpenOptions) -> OnnxEngine:
-    """The backend table's opener for ``.onnx`` files."""
-    return OnnxEngine(
+    """The backend table's opener for ``.onnx`` files.
+
+    A command's ``--provider`` is onnxruntime's own choice, which it may fall back from when
+    the provider fails to start; a benchmark row (``strict_device``) refuses that fall back.
+    """
+    engine = OnnxEngine(
         path, provider=options.device, threads=options.threads, spin=not options.batch_pipeline
     )
+    if options.strict_device:
+        try:
+            check_started(options.device, engine.providers)
+        except BaseException:
+            engine.close()
+            raise
+    return engine
 
 
 class OnnxEngine(EngineLifecycle):
@@ -103,7 +114,6 @@ class OnnxEngine(EngineLifecycle):
         source = str(self.path)
         self.card = card_from_metadata(self.session.get_modelmeta().custom_metadata_map, source)
         self.providers = self.session.get_providers()
-        _check_started(self.path, provider, self.providers)
         self._dtype = np.dtype(self.card.input_dtype)
         names = [output.name for output in self.session.get_outputs()]
         if "embedding" not in names:
@@ -133,14 +143,14 @@ class OnnxEngine(EngineLifecycle):
         del self.session
 
 
-def _check_started(path: Path, requested: str | None, started: Sequence[str]) -> None:
-    """onnxruntime falls back to the CPU when a provider fails to start: refuse that."""
+def check_started(requested: str | None, started: Sequence[str]) -> None:
+    """onnxruntime falls back silently when a provider fails to start: refuse that."""
     if requested is None or requested == "auto":
         return
     name = PROVIDER_ALIASES.get(requested.lower(), requested)
     if started[0] != name:
         raise BackendUnavailableError(
-            f"{path}: onnxruntime could not start {name} here (it fell back to {started[0]}); "
+            f"onnxruntime could not start {name} here (it fell back to {started[0]}); "
             "check the GPU, CUDA and cuDNN libraries"
         )
 

@@ -106,14 +106,33 @@ def describe_backends() -> str:
         return ", ".join(backend.describe() for backend in BUILTIN_BACKENDS) + f" ({err})"
 
 
+def find_backend(path: Path) -> Backend | None:
+    """The backend that claims ``path``'s suffix, or None; entry points are read only if needed."""
+    suffix = path.suffix.lower()
+    return _find(lambda backend: suffix in backend.suffixes)
+
+
 def backend_for(path: Path, option: str = "--engine") -> Backend:
     """The backend that runs ``path``, by its suffix; entry points are read only when needed."""
-    suffix = path.suffix.lower()
-    found = _find(lambda backend: suffix in backend.suffixes)
+    found = find_backend(path)
     if found is None:
         known = ", ".join(known_suffixes())
-        raise UsageError(f"{option} {path}: unknown model type {suffix!r}; use one of {known}")
+        raise UsageError(
+            f"{option} {path}: unknown model type {path.suffix.lower()!r}; use one of {known}"
+            f"{missing_plugins_hint()}"
+        )
     return found
+
+
+def missing_plugins_hint() -> str:
+    """For an unknown suffix: a note when no entry point declares a backend at all.
+
+    The torch reference is always declared by this package, so an empty entry point group
+    means stale install metadata (a checkout updated without reinstalling it).
+    """
+    if plugin_backends():
+        return ""
+    return " (no plugin backends registered: reinstall with `pip install -e .`)"
 
 
 def backend_named(name: str) -> Backend:
@@ -141,8 +160,11 @@ def open_engine(
 ) -> Engine:
     """The engine for a model file, from the backend that claims its suffix.
 
-    ``provider``: where to run (``cpu``, ``cuda``, ``tensorrt`` or an onnxruntime provider;
-    None: the best there is). ``batch_pipeline``: the engine will run beside decoding threads
+    ``provider``: the ``--provider`` option, onnxruntime's execution provider (``cpu``,
+    ``cuda``, ``tensorrt`` or a provider name; None: the best there is); onnxruntime may still
+    fall back to the CPU when it fails to start, and the other backends ignore it (benchmark
+    rows, which must run where they say, open through ``OpenOptions.strict_device``).
+    ``batch_pipeline``: the engine will run beside decoding threads
     (gallery building, evaluation), so onnxruntime's threads must not spin-wait between runs.
     """
     model = Path(path)

@@ -314,6 +314,7 @@ class TensorRTEngine(EngineLifecycle):
             self._stream,
         )
         cuda_call(copy, "copy from the GPU")
+        # embed() returns when the stream is done, so synchronize() is the lifecycle's no-op.
         cuda_call(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
         return out[: len(images)].astype(np.float32)
 
@@ -322,12 +323,6 @@ class TensorRTEngine(EngineLifecycle):
         batch = np.zeros((self._batches[1], size, size, 3), dtype=np.uint8)
         for _ in range(iterations):
             self.embed(batch)
-
-    def synchronize(self) -> None:
-        """Wait for the engine's stream (``embed`` already does before it returns)."""
-        if self._stream is not None:
-            cudart = cuda_runtime()
-            cuda_call(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
 
     def _release(self) -> None:
         """Free the device buffers and the stream; TensorRT objects go with their references."""

@@ -1,16 +1,24 @@
 """The layers import downwards only: data → gallery → runtime → train → export → benchmarks → cli.
 
-Every import counts, at module level or inside a function, because a lazy import upwards is
-still a dependency upwards (and the import circle the command line once had). The only files
-allowed to reach the command-line floor from a lower folder are *entry scripts*: files kept at
-a documented path (``python export/to_onnx.py``,
-``python -m sketchsearch.benchmarks.real.openmoji``) whose whole body is imports plus an
-``if __name__ == "__main__":`` block. Nothing imports them.
+Every reference counts, at module level or inside a function, because a lazy import upwards is
+still a dependency upwards (and the import circle the command line once had): ``import`` and
+``from … import`` (relative ones resolved), ``importlib.import_module("…")``, and a string
+that names one of our modules (``"sketchsearch.x.y"`` or a registry's ``"….y:function"``),
+which is how tables import lazily. Not counted: a module run in another process
+(``[python, "-m", "sketchsearch.cli", …]``), which is a command, not an import. What no static
+check sees (a module name assembled at run time) is for review.
+
+The only files allowed to reach the command-line floor from a lower folder are *entry
+scripts*: files kept at a documented path (``python export/to_onnx.py``,
+``python -m sketchsearch.benchmarks.real.openmoji``) whose whole body is imports plus one
+``if __name__ == "__main__":`` block. Nothing imports them. Entry points in setup.cfg obey the
+same order: console scripts start on the floor, and plug-ins are library code, never ``cli``.
 """
 
 from __future__ import annotations
 
 import ast
+import configparser
 import re
 from pathlib import Path
 
@@ -19,41 +27,70 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = ("data", "gallery", "runtime", "train", "export", "benchmarks", "cli")
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
-OPENER_REFERENCE = re.compile(r"(sketchsearch(?:\.\w+)+):\w+")
+MODULE_NAME = re.compile(r"(sketchsearch(?:\.\w+)+)(?::\w+)?")
 
 
 def layer_sources(layer: str) -> list[Path]:
     return sorted((REPO / layer).rglob("*.py"))
 
 
-def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
-    """Every module an ``import`` or ``from … import`` names, wherever it stands."""
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(("sketchsearch", *parts[: -1 if parts[-1] == "__init__" else None]))
+
+
+def imported_modules(tree: ast.AST, package: str = "sketchsearch") -> list[tuple[int, str]]:
+    """Every module of ours that ``tree`` imports or names, wherever it stands.
+
+    ``package`` is the importing module's package, for relative imports.
+    """
     found: list[tuple[int, str]] = []
+    docstrings = _docstring_ids(tree)
+    commands = _commands_run_elsewhere(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, package)
+            found.append((node.lineno, base))
             # `from sketchsearch import cli` names the layer in the alias
-            if node.module == "sketchsearch":
-                found += [(node.lineno, f"sketchsearch.{a.name}") for a in node.names]
-        elif isinstance(node, ast.Call) and _is_import_module_call(node):
-            argument = node.args[0]
-            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
-                found.append((node.lineno, argument.value))
+            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            # "sketchsearch.x.y:function", a registry entry imported later, is a reference too.
-            # (A plain module name may be a `python -m` run in another process: not an import.)
-            named = OPENER_REFERENCE.fullmatch(node.value)
-            if named:
+            named = MODULE_NAME.fullmatch(node.value)
+            if named and id(node) not in docstrings and id(node) not in commands:
                 found.append((node.lineno, named[1]))
     return found
 
 
-def _is_import_module_call(node: ast.Call) -> bool:
-    function = node.func
-    name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
-    return name in {"import_module", "__import__"} and bool(node.args)
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    if node.level == 0:
+        return node.module or ""
+    parts = package.split(".")
+    base = parts[: len(parts) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _docstring_ids(tree: ast.AST) -> set[int]:
+    kinds = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, kinds)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+
+
+def _commands_run_elsewhere(tree: ast.AST) -> set[int]:
+    """The module names that follow ``"-m"`` in a list: `python -m` in another process."""
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.List | ast.Tuple):
+            for flag, target in zip(node.elts, node.elts[1:], strict=False):
+                if isinstance(flag, ast.Constant) and flag.value == "-m":
+                    ids.add(id(target))
+    return ids
 
 
 def layer_of(module: str) -> str | None:
@@ -74,11 +111,17 @@ def is_entry_script(tree: ast.Module) -> bool:
 
 
 def _is_main_guard(node: ast.stmt) -> bool:
+    """Exactly ``if __name__ == "__main__":`` with no ``else``: it runs only as a script."""
+    if not isinstance(node, ast.If) or node.orelse or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
     return (
-        isinstance(node, ast.If)
-        and isinstance(node.test, ast.Compare)
-        and isinstance(node.test.left, ast.Name)
-        and node.test.left.id == "__name__"
+        isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
     )
 
 
@@ -86,8 +129,10 @@ def upward_imports(path: Path, layer: str) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     if is_entry_script(tree):
         return []
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     problems = []
-    for line, module in imported_modules(tree):
+    for line, module in imported_modules(tree, package):
         target = layer_of(module)
         if target is not None and RANK[target] > RANK[layer]:
             problems.append(f"{path.relative_to(REPO)}:{line} imports {module} ({target})")
@@ -102,7 +147,7 @@ def test_no_layer_imports_a_layer_above_it(layer: str) -> None:
 
 def test_entry_scripts_are_imported_by_nobody() -> None:
     scripts = {
-        ".".join(("sketchsearch", *path.relative_to(REPO).with_suffix("").parts))
+        module_name(path)
         for layer in LAYERS
         for path in layer_sources(layer)
         if is_entry_script(ast.parse(path.read_text(encoding="utf-8")))
@@ -118,20 +163,54 @@ def test_entry_scripts_are_imported_by_nobody() -> None:
     assert not users
 
 
-def test_the_check_sees_a_lazy_upward_import(tmp_path: Path) -> None:
-    """The rule can fail: a function-level import of the floor from runtime is caught."""
-    source = tmp_path / "sneaky.py"
-    source.write_text(
+def entry_points() -> dict[str, list[tuple[str, str]]]:
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for group, text in config["options.entry_points"].items():
+        for line in filter(None, (raw.strip() for raw in text.splitlines())):
+            name, _, target = (part.strip() for part in line.partition("="))
+            groups.setdefault(group, []).append((name, target))
+    return groups
+
+
+def test_entry_points_follow_the_layers() -> None:
+    """Console scripts start on the floor; plug-ins (engine backends …) are library code."""
+    groups = entry_points()
+    assert {layer_of(t) for _, t in groups.pop("console_scripts")} == {"cli"}
+    assert groups, "the engine plug-in group should be declared"
+    for group, declared in groups.items():
+        for name, target in declared:
+            module = target.partition(":")[0]
+            assert layer_of(module) not in (None, "cli"), f"{group} {name} = {target}"
+            assert (REPO / Path(*module.split(".")[1:])).with_suffix(".py").is_file(), target
+
+
+def test_the_check_sees_every_kind_of_upward_reference() -> None:
+    """The rule can fail: lazy, relative, registry and import_module references are caught."""
+    source = (
         "def go():\n    from sketchsearch.cli.main import run\n    return run\n"
         "OPENER = 'sketchsearch.train.torch_engine:open_torch'\n"
-        "import importlib\nimportlib.import_module('sketchsearch.export.graph')\n",
-        encoding="utf-8",
+        "PREFIX = 'sketchsearch.benchmarks.latency'\n"
+        "import importlib\nimportlib.import_module('sketchsearch.export.graph')\n"
+        "from ...cli import options\n"
+        "COMMAND = ['python', '-m', 'sketchsearch.cli', 'data']\n"
+        '"""sketchsearch.cli.main is named in prose here."""\n'
     )
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    layers = sorted(str(layer_of(m)) for _, m in imported_modules(tree) if layer_of(m))
-    assert layers == ["cli", "export", "train"]
+    tree = ast.parse(source)
+    layers = sorted(
+        {str(layer_of(m)) for _, m in imported_modules(tree, "sketchsearch.runtime.engines")}
+        - {"None"}
+    )
+    assert layers == ["benchmarks", "cli", "export", "train"]
+    # line 8, `from ...cli import options` inside runtime/engines/, resolves to the floor
+    assert (8, "sketchsearch.cli") in imported_modules(tree, "sketchsearch.runtime.engines")
     assert not is_entry_script(tree)
     shim = ast.parse(
         '"""doc"""\nimport sys\nfrom x import y\nif __name__ == "__main__":\n    y()\n'
     )
     assert is_entry_script(shim)
+    sneaky = ast.parse('import y\nif __name__ != "__main__":\n    y.setup()\n')
+    assert not is_entry_script(sneaky)
+    with_else = ast.parse('import y\nif __name__ == "__main__":\n    y.a()\nelse:\n    y.b()\n')
+    assert not is_entry_script(with_else)

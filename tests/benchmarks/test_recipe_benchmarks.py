@@ -63,3 +63,47 @@ def test_ablation_rows_become_train_flags_and_a_table(tmp_path: Path) -> None:
     rows_file.write_text("rows:\n  - {name: a, against: nothing}\n")
     with pytest.raises(UsageError, match="against"):
         ablation.read_rows(rows_file)
+
+
+def test_run_rows_reuses_records_and_reads_the_rows_not_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows_file = tmp_path / "rows.yaml"
+    rows_file.write_text(
+        "base: {epochs: 2}\n"
+        "rows:\n  - {name: a}\n  - {name: b, against: a, set: {lr: 0.1}}\n  - {name: c}\n"
+    )
+    base, rows = ablation.read_rows(rows_file)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.json").write_text(json.dumps({"options": {"epochs": 2}, "quality": "a.q"}))
+    (out / "b.json").write_text(json.dumps({"options": {"epochs": 9}, "quality": "b.q"}))
+    trained: list[str] = []
+    monkeypatch.setattr(ablation.subprocess, "run", lambda *a, **k: trained.append(a[0][1]))
+
+    records = ablation.run_rows(rows, base, tmp_path, tmp_path, out, report_only=True)
+    assert sorted(records) == ["a", "b"] and not trained  # c was never run: no record
+    records = ablation.run_rows(rows, base, tmp_path, tmp_path, out, only=("a",))
+    assert records["a"]["quality"] == "a.q" and not trained  # same options: reused
+    assert records["b"]["options"] == {"epochs": 9}  # not asked for: read as it is
+    assert "c" not in records
+
+
+def test_the_real_benchmark_help_texts_read_as_before() -> None:
+    """No `module.name` left in a help text by the move into cli/ (they read as before)."""
+    from click.testing import CliRunner
+
+    from sketchsearch.cli.real_benchmarks import ablation as ablation_command
+    from sketchsearch.cli.real_benchmarks import openmoji, quality
+
+    helps = {
+        command.name: " ".join(CliRunner().invoke(command, ["--help"]).output.split())
+        for command in (ablation_command, openmoji, quality)
+    }
+    assert "Print the table of the rows already run." in helps["ablation"]
+    assert (
+        "Train and score every ablation row, then print the markdown table." in (helps["ablation"])
+    )
+    assert "(default: fetched with npm pack into --cache-dir)" in helps["openmoji"]
+    for text in helps.values():
+        assert "_runner." not in text and "_build." not in text

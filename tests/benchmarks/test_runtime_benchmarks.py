@@ -102,3 +102,44 @@ def test_int8_schemes_shows_the_old_scheme_breaks_tensorrt_rules_and_the_new_one
     ]
     errors = [int(row[5]) for row in rows]
     assert errors[0] > 0 and errors[1] > 0 and errors[2:] == [0, 0]
+
+
+@pytest.fixture
+def closed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The model files of the engines closed while the test runs."""
+    from sketchsearch.runtime.engines.lifecycle import EngineLifecycle
+
+    paths: list[Path] = []
+    close = EngineLifecycle.close
+
+    def spy(engine: EngineLifecycle) -> None:
+        paths.append(engine.path)
+        close(engine)
+
+    monkeypatch.setattr(EngineLifecycle, "close", spy)
+    return paths
+
+
+def test_the_gallery_throughput_sweep_closes_its_engines(
+    onnx_model: Path, data_root: Path, closed: list[Path]
+) -> None:
+    from sketchsearch.runtime.gallery_build import folder_sources
+
+    sources = folder_sources(data_root / "photo" / VARIANT)[:4]
+    rows = gallery_throughput.sweep(onnx_model, sources, batch_size=2, repeats=1)
+    assert len(rows) == 7 and all(row["ratio_vs_own_engine"] > 0 for row in rows)
+    assert closed == [onnx_model] * 3  # default, 1 thread, no spinning
+
+
+def test_the_quality_benchmark_closes_each_model_it_embeds_with(
+    onnx_model: Path, data_root: Path, tmp_path: Path, closed: list[Path]
+) -> None:
+    from sketchsearch.benchmarks.real.quality_runner import embed_model
+    from sketchsearch.data.errors import UsageError
+
+    image = sorted((data_root / "photo" / VARIANT).rglob("*.jpg"))[0]
+    assert embed_model(onnx_model, [image], threads=1).shape[0] == 1
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(UsageError, match="failed to embed"):
+        embed_model(onnx_model, [tmp_path / "broken.png"], threads=1)
+    assert closed == [onnx_model, onnx_model]

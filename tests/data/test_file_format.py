@@ -17,7 +17,7 @@ Toy = make_dataclass(
     [("format", str), ("format_version", int), ("name", str), ("tags", list, field(default=()))],
     frozen=True,
 )
-TOY = FileFormat("sketchsearch-toy", 2, "toy file", ToyError, fix=": make a new toy")
+TOY = FileFormat("sketchsearch-toy", 2, "toy file", ToyError)
 GOOD = {"format": "sketchsearch-toy", "format_version": 2, "name": "a"}
 
 
@@ -39,10 +39,10 @@ def test_a_good_file_passes_with_its_defaults_optional(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{", r"toy\.json: not valid JSON for a toy file \(Expecting .*, line 1\)"),
+        ("{", r"toy\.json: not valid JSON \(Expecting .*, line 1\)$"),
         ([1, 2], r"toy\.json: not a sketchsearch toy file$"),
         ({**GOOD, "format": "sketchsearch-other"}, "not a sketchsearch toy file"),
-        ({**GOOD, "format_version": 3}, r"toy file format version 3; .* reads version 2: make"),
+        ({**GOOD, "format_version": 3}, r"toy file format version 3; .* reads version 2$"),
         ({**GOOD, "surprise": 1}, r"unexpected keys \['surprise'\], missing keys \[\]"),
         ({"format": "sketchsearch-toy", "format_version": 2}, r"missing keys \['name'\]"),
     ],
@@ -65,6 +65,21 @@ def test_the_keys_message_is_the_owners_wording(tmp_path: Path) -> None:
     worded = FileFormat(TOY.tag, TOY.version, "toy", ToyError, keys_message="has {unknown}")
     with pytest.raises(ToyError, match=r"toy\.json: has \['extra'\]$"):
         read(write(tmp_path, {**GOOD, "extra": 0}), worded)
+
+
+def test_the_json_and_version_messages_are_the_owners_wording(tmp_path: Path) -> None:
+    worded = FileFormat(
+        TOY.tag,
+        TOY.version,
+        "toy",
+        ToyError,
+        json_message="bad toy ({msg}; {lineno})",
+        version_message="toy v{found!r} is not v{version} ({noun})",
+    )
+    with pytest.raises(ToyError, match=r"toy\.json: bad toy \(Expecting .*; 1\)$"):
+        read(write(tmp_path, "{"), worded)
+    with pytest.raises(ToyError, match=r"toy\.json: toy v'x' is not v2 \(toy\)$"):
+        read(write(tmp_path, {**GOOD, "format_version": "x"}), worded)
 
 
 def test_nested_objects_are_checked_under_their_own_name() -> None:

@@ -116,6 +116,19 @@ def test_an_unknown_suffix_lists_the_table_suffixes(tmp_path: Path) -> None:
     assert f"--engine {model}: unknown model type '.bin'; use one of" in message
     assert all(suffix in message for suffix in known_suffixes())
     assert set(SUFFIXES) <= set(known_suffixes())
+    assert "no plugin backends" not in message  # the torch backend is registered
+
+
+def test_an_unknown_suffix_without_any_plugin_says_to_reinstall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(table, "plugin_backends", lambda: ())  # stale install metadata
+    with pytest.raises(UsageError) as raised:
+        backend_for(Path("run/best.ckpt"))
+    assert str(raised.value) == (
+        "--engine run/best.ckpt: unknown model type '.ckpt'; use one of .onnx, .plan, .engine "
+        "(no plugin backends registered: reinstall with `pip install -e .`)"
+    )
 
 
 def test_retrieve_help_lists_the_backends_of_the_table() -> None:
@@ -137,8 +150,43 @@ def test_the_benchmark_rows_are_the_table_offers() -> None:
     assert set(targets.backend_labels()) == set(offers)
     cpu_only = targets.list_targets(models, ("cpu",))
     assert [t.key for t in cpu_only] == ["m.ckpt:torch-cpu", "m.onnx:ort-cpu", "m.plan:tensorrt"]
-    with pytest.raises(UsageError, match="use one of"):
+
+
+def test_benchmark_rows_follow_the_providers_order() -> None:
+    from sketchsearch.benchmarks import targets
+
+    models = [Path("m.ckpt"), Path("m.onnx"), Path("m.plan")]
+    listed = targets.list_targets(models, ("tensorrt", "cuda", "cpu"))
+    assert [t.backend for t in listed] == [
+        "torch-cpu",  # the reference row first, as before the backend table
+        "torch-cuda",
+        "torch-cuda-fp16",
+        "ort-tensorrt",  # onnxruntime: in the order --providers names them
+        "ort-cuda",
+        "ort-cpu",
+        "tensorrt",
+    ]
+
+
+def test_an_unknown_benchmark_model_names_the_file_types() -> None:
+    from sketchsearch.benchmarks import targets
+
+    with pytest.raises(UsageError) as raised:
         targets.list_targets([Path("m.bin")], ("cpu",))
+    message = "--model m.bin: not a .onnx, .plan, .engine, .ckpt, .pt or .pth file"
+    assert str(raised.value) == message
+
+
+def test_the_benchmark_help_lists_the_backends_of_the_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sketchsearch.benchmarks import accuracy, latency, rerank
+
+    for main in (latency.parse_args, accuracy.parse_args, rerank.main):
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(backend.describe() in text for backend in all_backends()), main
 
 
 # --- declarations that are wrong, or plugins that do not load ---
@@ -186,15 +234,21 @@ def test_a_suffix_claimed_twice_is_an_error(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_backend_without_its_extra_names_the_install_command(tmp_path: Path) -> None:
-    missing = Backend(
-        "x", "X", (".x",), "sketchsearch.no_such_module:open_x", (Offer("x", "X"),), extra="x"
-    )
+    missing = Backend("x", "X", (".x",), "no_such_package.engine:open_x", (Offer("x", "X"),), "x")
     with pytest.raises(BackendUnavailableError) as raised:
         missing.open(tmp_path / "m.x")
     assert str(raised.value) == (
-        "the X backend cannot be imported (sketchsearch.no_such_module is not installed): "
+        "the X backend cannot be imported (no_such_package is not installed): "
         "pip install 'sketchsearch[x]'"
     )
+
+
+def test_an_import_bug_in_our_own_modules_is_not_a_missing_extra(tmp_path: Path) -> None:
+    broken = Backend(
+        "x", "X", (".x",), "sketchsearch.no_such_module:open_x", (Offer("x", "X"),), extra="x"
+    )
+    with pytest.raises(ModuleNotFoundError, match=r"sketchsearch\.no_such_module"):
+        broken.open(tmp_path / "m.x")
 
 
 @pytest.mark.parametrize("suffixes", [(), ("onnx",), (".ONNX",)])
@@ -226,10 +280,12 @@ def test_the_onnx_engine_closes_when_the_block_fails(onnx_model: Path) -> None:
 
 
 def test_the_torch_engine_is_a_context_manager(tiny_run: Path, onnx_model: Path) -> None:
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     checkpoint = tiny_run / "best.ckpt"
-    with open_engine(checkpoint, provider="cpu", threads=1) as engine:
-        assert (engine.backend, engine.device) == ("torch", "cpu")
+    with open_engine(checkpoint, threads=1) as engine:
+        assert engine.backend == "torch"
+        if not torch.cuda.is_available():
+            assert engine.device == "cpu"
         engine.synchronize()
         batch = images(engine.card.input_size)
         vectors = engine.embed(batch)
@@ -240,10 +296,93 @@ def test_the_torch_engine_is_a_context_manager(tiny_run: Path, onnx_model: Path)
     engine.close()
 
 
-def test_the_torch_engine_refuses_a_device_it_does_not_have(tiny_run: Path) -> None:
+@pytest.mark.parametrize("provider", ["tensorrt", "cpu", "CUDAExecutionProvider"])
+def test_a_command_provider_is_ignored_for_a_checkpoint(tiny_run: Path, provider: str) -> None:
+    """``--provider`` is onnxruntime's option: a checkpoint runs where torch chooses."""
+    torch = pytest.importorskip("torch")
+    with open_engine(tiny_run / "best.ckpt", provider=provider, threads=1) as engine:
+        assert engine.backend == "torch"
+        if not torch.cuda.is_available():
+            assert engine.device == "cpu"
+
+
+def test_the_torch_benchmark_rows_open_on_their_device(tiny_run: Path) -> None:
     pytest.importorskip("torch")
-    with pytest.raises(UsageError, match="--provider tensorrt: the torch reference engine runs on"):
-        open_engine(tiny_run / "best.ckpt", provider="tensorrt")
+    from sketchsearch.benchmarks import targets
+
+    listed = targets.list_targets([tiny_run / "best.ckpt"], ("cpu",))
+    assert [t.backend for t in listed] == ["torch-cpu"]
+    row = targets.measure_row(listed[0], 1, lambda engine: {})
+    assert (row["status"], row["device"]) == ("ok", "cpu")
+
+
+def test_without_torch_the_torch_cpu_row_is_unavailable_naming_the_file(tiny_run: Path) -> None:
+    from blockers import BLOCK_TORCH
+
+    checkpoint = tiny_run / "best.ckpt"
+    code = BLOCK_TORCH + (
+        "from pathlib import Path\n"
+        "from sketchsearch.benchmarks import targets\n"
+        f"(target,) = targets.list_targets([Path({str(checkpoint)!r})], ('cpu',))\n"
+        "row = targets.measure_row(target, 1, lambda engine: {})\n"
+        "print(row['status']); print(row['reason'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    status, reason = done.stdout.strip().splitlines()
+    assert status == "unavailable"
+    assert reason.startswith(f"{checkpoint}: the torch reference engine needs the [train] extra (")
+    assert reason.endswith("is not installed); serve an exported .onnx instead")
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider")
+def test_a_provider_that_falls_back_is_a_command_s_choice_but_no_benchmark_row(
+    onnx_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime starts the CPU where CUDA fails: commands go on, a benchmark row refuses."""
+    import onnxruntime
+
+    from sketchsearch.benchmarks import targets
+
+    available = ["CUDAExecutionProvider", "CPUExecutionProvider"]  # listed, but cannot start
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: available)
+    with open_engine(onnx_model, provider="cuda", threads=1) as engine:
+        assert engine.device == "CPUExecutionProvider"
+        assert engine.embed(images(engine.card.input_size)).shape[0] == 2
+    (target,) = [t for t in targets.list_targets([onnx_model], ("cuda",))]
+    row = targets.measure_row(target, 1, lambda engine: {})
+    assert (row["backend"], row["status"]) == ("ort-cuda", "unavailable")
+    assert row["reason"] == (
+        "onnxruntime could not start CUDAExecutionProvider here (it fell back to "
+        "CPUExecutionProvider); check the GPU, CUDA and cuDNN libraries"
+    )
+
+
+def test_only_the_torch_engine_waits_in_synchronize() -> None:
+    """The latency timings: ``embed`` of onnxruntime and TensorRT waits for its own work, so
+    their ``synchronize`` is the lifecycle's no-op and adds nothing to a timed call."""
+    from sketchsearch.runtime.engines.lifecycle import EngineLifecycle
+    from sketchsearch.runtime.engines.onnx_engine import OnnxEngine
+    from sketchsearch.runtime.engines.tensorrt_engine import TensorRTEngine
+
+    for engine in (OnnxEngine, TensorRTEngine):
+        assert engine.synchronize is EngineLifecycle.synchronize, engine
+
+
+def test_the_engines_package_exports_open_engine_without_loading_the_table() -> None:
+    from sketchsearch.runtime import engines
+
+    assert engines.open_engine is open_engine
+    assert engines.BackendUnavailableError is BackendUnavailableError
+    assert engines.EngineError is EngineError and "Engine" in dir(engines)
+    code = (
+        "import sys\n"
+        "import sketchsearch.runtime.engines, sketchsearch.runtime.engines.protocol\n"
+        "print(sorted(m for m in ('sketchsearch.runtime.engines.table', 'onnxruntime', 'torch')"
+        " if m in sys.modules))\n"
+        "from sketchsearch.runtime.engines import open_engine\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_test_engine_has_the_same_lifecycle() -> None:

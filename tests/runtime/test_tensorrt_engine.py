@@ -238,7 +238,7 @@ def test_a_closed_engine_frees_once_and_refuses_to_embed() -> None:
     engine.close()  # idempotent: nothing left to free, no CUDA call
     with pytest.raises(EngineError, match=r"^m\.plan: the engine is closed"):
         engine.embed(np.zeros((1, 8, 8, 3), np.uint8))
-    engine.synchronize()  # no stream: nothing to wait for
+    engine.synchronize()  # embed() waits for its stream: nothing left to wait for
 
 
 def test_the_module_imports_neither_tensorrt_nor_torch() -> None:

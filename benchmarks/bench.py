@@ -1,0 +1,144 @@
+"""The chain behind `sketchsearch bench`: export a checkpoint in each precision, then latency,
+accuracy and one report. Every intermediate JSON is kept in the output folder.
+
+A step that fails is a failed row of the report, never the end of the run: an export that
+fails (a checkpoint that cannot be read included) is recorded with its reason and the chain
+goes on. Only a run that cannot know which images to measure (no --split, and no run folder
+naming one) is refused up front.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sketchsearch.train.checkpoint_card import LoadedCheckpoint
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    checkpoint: Path
+    out: Path
+    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
+    split: str | None = None  # None: the training run's split (config.yaml), test part
+    data: Path | None = None
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    warmup: int = 10
+    iters: int = 100
+    threads: int | None = None
+    providers: tuple[str, ...] = ("cpu", "cuda", "tensorrt")
+    repeat: int = 1
+    gallery_size: int = 5000
+    ann: Path | None = None  # None: the newest benchmarks/results/ann-*.json, if any
+
+
+def run_split(checkpoint: Path) -> tuple[str, Path] | None:
+    """The test part of the split, and the data root, that the training run's config.yaml
+    beside the checkpoint names, as written there; None when it names none."""
+    from sketchsearch.train.run_folder import read_run_folder
+
+    named = read_run_folder(checkpoint).named_split()
+    return None if named is None else (f"{named[0]}:test", Path(named[1]))
+
+
+def load_once(checkpoint: Path) -> LoadedCheckpoint | None:
+    """The checkpoint, read once for every export; None when it cannot be read: each export
+    then fails on its own and is recorded as a failed row, with the reason."""
+    from sketchsearch.data.errors import SketchsearchError
+    from sketchsearch.train.checkpoint_card import load_with_card
+
+    try:
+        return load_with_card(checkpoint)
+    except SketchsearchError:
+        return None
+
+
+def export_all(config: BenchConfig, loaded: LoadedCheckpoint | None) -> list[dict[str, Any]]:
+    """One entry per precision: the file and its verification, or why the export failed."""
+    from sketchsearch.data.errors import SketchsearchError
+    from sketchsearch.export.pipeline import ExportOptions, export_onnx
+
+    calib = config.split.rsplit(":", 1)[0] + ":train" if config.split else None
+    entries = []
+    for precision in config.precisions:
+        target = config.out / f"model.{precision}.onnx"
+        entry: dict[str, Any] = {
+            "file": target.name,
+            "backend": "export",
+            "backend_label": "ONNX export",
+            "precision": precision,
+            "file_size_mb": None,
+            "status": "ok",
+            "reason": None,
+        }
+        options = ExportOptions(
+            checkpoint=config.checkpoint,
+            output=target,
+            precision=precision,
+            calib_split=calib,
+            data_root=config.data if calib else None,
+        )
+        try:
+            (result,) = export_onnx(options, loaded)
+            entry["file_size_mb"] = round(result.size_bytes / 1e6, 3)
+            if result.verification is not None:
+                entry["verification"] = result.verification.to_dict()
+        except SketchsearchError as err:
+            entry.update(status="failed", reason=str(err))
+        entries.append(entry)
+    return entries
+
+
+def run_bench(config: BenchConfig) -> dict[str, Path]:
+    """The whole chain; every intermediate JSON is kept in ``config.out``. The paths of the
+    report (``md``, ``json``, ``png``)."""
+    from sketchsearch.benchmarks.accuracy import AccuracyConfig, run_accuracy
+    from sketchsearch.benchmarks.latency import LatencyConfig, run_latency
+    from sketchsearch.benchmarks.report import build_report
+    from sketchsearch.data.errors import UsageError
+
+    split = (config.split, config.data) if config.split else run_split(config.checkpoint)
+    if split is None or split[1] is None:
+        raise UsageError(
+            f"{config.checkpoint}: its run folder names no split: pass --split SPLIT:PART --data"
+        )
+    config.out.mkdir(parents=True, exist_ok=True)
+    exports = export_all(config, load_once(config.checkpoint))
+    _write(config.out / "exports.json", {"exports": exports})
+    exported = [config.out / e["file"] for e in exports if e["status"] == "ok"]
+    models = (config.checkpoint, *exported)
+    latency = run_latency(
+        LatencyConfig(
+            models=models,
+            batch_sizes=config.batch_sizes,
+            warmup=config.warmup,
+            iters=config.iters,
+            threads=config.threads,
+            providers=config.providers,
+            gallery_size=config.gallery_size,
+            repeat=config.repeat,
+        )
+    )
+    _write(config.out / "latency.json", latency)
+    accuracy = run_accuracy(
+        AccuracyConfig(
+            models=models,
+            split=split[0],
+            data=split[1],
+            providers=config.providers,
+            threads=config.threads,
+        )
+    )
+    _write(config.out / "accuracy.json", accuracy)
+    ann = config.ann or max(RESULTS.glob("ann-*.json"), default=None)
+    ann_data = json.loads(ann.read_text()) if ann is not None else None
+    return build_report(latency, accuracy, config.out / "report", ann_data, {"exports": exports})
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=1) + "\n")
