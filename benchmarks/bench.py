@@ -10,9 +10,11 @@ naming one) is refused up front.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sketchsearch.benchmarks.latency import LatencyConfig
 
 if TYPE_CHECKING:
     from sketchsearch.train.checkpoint_card import LoadedCheckpoint
@@ -22,18 +24,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 @dataclass(frozen=True)
 class BenchConfig:
+    """What `sketchsearch bench` runs. ``latency`` holds the latency settings (its ``models`` are
+    filled in with the checkpoint and its exports); threads and providers apply to both tables."""
+
     checkpoint: Path
     out: Path
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
     split: str | None = None  # None: the training run's split (config.yaml), test part
     data: Path | None = None
-    batch_sizes: tuple[int, ...] = (1, 8, 32)
-    warmup: int = 10
-    iters: int = 100
-    threads: int | None = None
-    providers: tuple[str, ...] = ("cpu", "cuda", "tensorrt")
-    repeat: int = 1
-    gallery_size: int = 5000
+    latency: LatencyConfig = field(default_factory=lambda: LatencyConfig(models=()))
     ann: Path | None = None  # None: the newest benchmarks/results/ann-*.json, if any
 
 
@@ -98,7 +97,7 @@ def run_bench(config: BenchConfig) -> dict[str, Path]:
     """The whole chain; every intermediate JSON is kept in ``config.out``. The paths of the
     report (``md``, ``json``, ``png``)."""
     from sketchsearch.benchmarks.accuracy import AccuracyConfig, run_accuracy
-    from sketchsearch.benchmarks.latency import LatencyConfig, run_latency
+    from sketchsearch.benchmarks.latency import run_latency
     from sketchsearch.benchmarks.report import build_report
     from sketchsearch.data.errors import UsageError
 
@@ -112,26 +111,15 @@ def run_bench(config: BenchConfig) -> dict[str, Path]:
     _write(config.out / "exports.json", {"exports": exports})
     exported = [config.out / e["file"] for e in exports if e["status"] == "ok"]
     models = (config.checkpoint, *exported)
-    latency = run_latency(
-        LatencyConfig(
-            models=models,
-            batch_sizes=config.batch_sizes,
-            warmup=config.warmup,
-            iters=config.iters,
-            threads=config.threads,
-            providers=config.providers,
-            gallery_size=config.gallery_size,
-            repeat=config.repeat,
-        )
-    )
+    latency = run_latency(replace(config.latency, models=models))
     _write(config.out / "latency.json", latency)
     accuracy = run_accuracy(
         AccuracyConfig(
             models=models,
             split=split[0],
             data=split[1],
-            providers=config.providers,
-            threads=config.threads,
+            providers=config.latency.providers,
+            threads=config.latency.threads,
         )
     )
     _write(config.out / "accuracy.json", accuracy)

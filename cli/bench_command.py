@@ -50,23 +50,21 @@ def bench(
       sketchsearch bench --checkpoint demo-output/run/best.ckpt --out bench/ --threads 2
     """
     from sketchsearch.benchmarks.bench import BenchConfig, run_bench
-    from sketchsearch.benchmarks.latency import parse_ints
+    from sketchsearch.benchmarks.latency import LatencyConfig, parse_ints
     from sketchsearch.benchmarks.targets import parse_providers
 
-    config = BenchConfig(
-        checkpoint=checkpoint,
-        out=out,
-        precisions=parse_providers(precisions),
-        split=split_spec,
-        data=data_root,
+    latency = LatencyConfig(
+        models=(),
         batch_sizes=parse_ints(batch_sizes),
         warmup=warmup,
         iters=iters,
         threads=threads,
         providers=parse_providers(providers),
-        repeat=repeat,
         gallery_size=gallery_size,
-        ann=ann,
+        repeat=repeat,
+    )
+    config = BenchConfig(
+        checkpoint, out, parse_providers(precisions), split_spec, data_root, latency, ann
     )
     paths = run_bench(config)
     click.echo(paths["md"].read_text())

@@ -1,4 +1,5 @@
-"""The lightweight runtime: preprocessing, engines, retrieval and the command line.
+"""The lightweight runtime: preprocessing, the model card, engines, retrieval and evaluation.
 
-It never imports torch at module level; a test holds that line.
+It never imports torch at module level, and never a layer above it (``train``, ``export``,
+``benchmarks``, ``cli``); tests hold both lines.
 """
