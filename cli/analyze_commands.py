@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sketchsearch.cli.options import EngineOption
+from sketchsearch.cli.options import EngineOption, FiniteFloat
 from sketchsearch.data.errors import UsageError
 from sketchsearch.train.cam_methods import METHODS
 
@@ -44,7 +44,7 @@ def analyze() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Engine batch (default 32).")
 @click.option(
     "--target-fpr",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.01,
     show_default=True,
     help="False-positive rate the threshold is chosen for.",

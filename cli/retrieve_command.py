@@ -7,7 +7,6 @@ unavailable backend.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any, TextIO
 
 import click
 
-from sketchsearch.cli.options import EngineOption
+from sketchsearch.cli.options import FINITE_FLOAT, EngineOption
 from sketchsearch.data.errors import ExitCode, SketchsearchError
 
 RERANK_CHOICES = ("none", "aqe", "kreciprocal")  # rerank.RERANK_METHODS, without numpy at start-up
@@ -61,7 +60,14 @@ class RetrieveSetupError(SketchsearchError):
     type=click.File("r"),
     help="File listing query images, one per line ('-': standard input).",
 )
-@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many results to show for each query.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query (stable).")
 @click.option("--grid", type=_PATH, help="Write a PNG contact sheet of queries and results.")
 @click.option(
@@ -78,7 +84,7 @@ class RetrieveSetupError(SketchsearchError):
 )
 @click.option(
     "--min-score",
-    type=float,
+    type=FINITE_FLOAT,
     help="Below it a result is 'no confident match' (default: the gallery's recorded one).",
 )
 @rerank_options
@@ -145,7 +151,7 @@ def retrieve(
             answers = retriever.search_files(paths, k=k, ef=ef)
         if as_json:
             for answer in answers:
-                click.echo(json.dumps(_json_answer(answer, retriever, gallery_dir, k)))
+                click.echo(_json_answer(answer, retriever, gallery_dir, k))
         else:
             click.echo(_table(answers, retriever))
         if grid is not None:
@@ -182,15 +188,16 @@ def _explain(checkpoint: Path, answers: list[Any], family: str, method: str) -> 
     return explain_answers(checkpoint, answers, family, method)
 
 
-def _json_answer(answer: Any, retriever: Any, gallery_dir: Path, k: int) -> dict[str, Any]:
-    from sketchsearch.runtime.output.retrieve_json import EngineFacts, retrieve_record
+def _json_answer(answer: Any, retriever: Any, gallery_dir: Path, k: int) -> str:
+    """One line of strict JSON: a NaN is refused, never printed."""
+    from sketchsearch.runtime.output.retrieve_json import EngineFacts, retrieve_line
 
     engine = retriever.engine
     facts = EngineFacts(
         str(engine.path), engine.backend, engine.device, engine.card.precision, engine.card.family
     )
     gallery = (str(gallery_dir), retriever.gallery.manifest.live)
-    return retrieve_record(answer, facts, gallery, retriever.threshold, k)
+    return retrieve_line(answer, facts, gallery, retriever.threshold, k)
 
 
 def _table(answers: list[Any], retriever: Any) -> str:

@@ -6,12 +6,30 @@ from pathlib import Path
 
 import click
 
+from sketchsearch.cli.options import FINITE_FLOAT
 from sketchsearch.data.errors import UsageError
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-@click.command("tensorrt", context_settings={"help_option_names": ["-h", "--help"]})
+class NeedsTensorRT(click.Command):
+    """On a machine without TensorRT, options that do not parse are not the first problem:
+    say that TensorRT is missing (exit code 2) instead of asking for options it cannot use.
+    Options that parse still meet the command's own checks and the lint before TensorRT."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError:
+            from sketchsearch.runtime.engines.tensorrt_engine import require_tensorrt
+
+            require_tensorrt()  # BackendUnavailableError when TensorRT cannot be imported
+            raise
+
+
+@click.command(
+    "tensorrt", cls=NeedsTensorRT, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--onnx",
     "onnx_path",
@@ -23,7 +41,9 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--min-batch", type=int, default=1, show_default=True)
 @click.option("--opt-batch", type=int, default=8, show_default=True, help="Batch to tune for.")
 @click.option("--max-batch", type=int, default=64, show_default=True)
-@click.option("--workspace-gb", type=float, help="Builder workspace limit [default: GPU memory].")
+@click.option(
+    "--workspace-gb", type=FINITE_FLOAT, help="Builder workspace limit [default: GPU memory]."
+)
 @click.option(
     "--timing-cache", type=_FILE, help="Reuse and update tactic timings (same TensorRT and GPU)."
 )

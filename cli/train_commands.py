@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from sketchsearch.cli.options import FINITE_FLOAT
 from sketchsearch.train.config import (
     AUGMENTATIONS,
     OPTIMIZERS,
@@ -87,7 +88,7 @@ def _option_type(annotation: Any) -> Any:
     hint = typing.get_type_hints(TrainConfig)[annotation]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = args[0] if isinstance(hint, types.UnionType) or typing.get_origin(hint) else hint
-    return {int: int, float: float, str: str, bool: bool}.get(base, str)
+    return {int: int, float: FINITE_FLOAT, str: str, bool: bool}.get(base, str)
 
 
 def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -166,8 +167,8 @@ def train(ctx: click.Context, /, **options: Any) -> None:
 
 @train.command(name="find-lr")
 @train_options
-@click.option("--min-lr", type=float, default=1e-6, show_default=True)
-@click.option("--max-lr", type=float, default=1.0, show_default=True)
+@click.option("--min-lr", type=FINITE_FLOAT, default=1e-6, show_default=True)
+@click.option("--max-lr", type=FINITE_FLOAT, default=1.0, show_default=True)
 @click.option("--steps", type=int, default=100, show_default=True, help="Learning rates to try.")
 @click.option(
     "--plot",

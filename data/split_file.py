@@ -2,22 +2,25 @@
 
 Paths are relative to the data root, so a split made on one machine works on any other. The
 header records how the split was made and a fingerprint of the file list, so reusing a split on
-a data root that has changed since is detected instead of silently mixing data.
+a data root that has changed since is detected instead of silently mixing data. Every item path
+must pass ``check_relative_path`` (``safe_paths.py``) when the file is read, so an edited split
+can never make a command open a file outside ``--data``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sketchsearch.data.atomic_file import write_text_atomic
 from sketchsearch.data.errors import SplitFileError, SplitMismatchError
 from sketchsearch.data.file_format import FileFormat
 from sketchsearch.data.layouts import Collection, Item, parse_item, scan
+from sketchsearch.data.safe_paths import UnsafePathError, check_relative_path
 from sketchsearch.data.splits import PARTS, SplitConfig, SplitResult, fingerprint
 
 SPLIT_FORMAT = "sketchsearch-split"
@@ -61,7 +64,9 @@ class SplitFile:
 
     @classmethod
     def from_json(cls, text: str, source: str = "<split>") -> SplitFile:
-        return cls(**_with_tuples(SPLIT_FILE.load(text, cls, source)))
+        converted = _with_tuples(SPLIT_FILE.load(text, cls, source))
+        _check_item_paths(converted["items"], source)
+        return cls(**converted)
 
     def part_items(self, part: str) -> list[Item]:
         if part not in self.items:
@@ -80,6 +85,19 @@ def _with_tuples(raw: dict[str, Any]) -> dict[str, Any]:
         for part, by_domain in raw["items"].items()
     }
     return converted
+
+
+def _check_item_paths(items: dict[str, dict[str, tuple[str, ...]]], source: str) -> None:
+    """Every item path relative to the data root and normalised, or the file is refused."""
+    for part, by_domain in items.items():
+        for domain, paths in by_domain.items():
+            for path in paths:
+                try:
+                    check_relative_path(path, "data root")
+                except UnsafePathError as err:
+                    raise SplitFileError(
+                        f"{source}: {part}/{domain}: {err}; re-run `sketchsearch data split`"
+                    ) from None
 
 
 def build_split_file(
@@ -124,17 +142,7 @@ def save_split(split: SplitFile, path: str | os.PathLike[str]) -> Path:
     """Write atomically: a crash leaves the old file or the new one, never half of one."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(split.to_json())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(target, split.to_json())  # the umask's mode, like any output
 
 
 def read_split(path: str | os.PathLike[str]) -> SplitFile:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
+from sketchsearch.data.safe_paths import UnsafePathError, check_relative_path
 from sketchsearch.gallery.commit import MANIFEST_FILE
 from sketchsearch.gallery.errors import GalleryCorruptError, GalleryError
 from sketchsearch.gallery.hnsw_file import IndexFacts
@@ -40,13 +41,13 @@ def check_new_gallery(
 
 
 def check_paths(items: Sequence[GalleryItem]) -> None:
+    """Paths to add: each relative to the gallery root and normalised, and none twice."""
     seen: set[str] = set()
     for item in items:
-        pure = PurePosixPath(item.path)
-        if not item.path or pure.is_absolute() or ".." in pure.parts or "\\" in item.path:
-            raise GalleryError(
-                f"{item.path!r}: item paths are relative to the gallery root, with /"
-            )
+        try:
+            check_relative_path(item.path, "gallery root")
+        except UnsafePathError as err:
+            raise GalleryError(f"cannot add: {err}") from None
         if item.path in seen:
             raise GalleryError(f"{item.path}: appears twice in one add")
         seen.add(item.path)
@@ -92,6 +93,19 @@ def check_store(
             f"{items}: its item ids or delete marks differ from the index's: the two files "
             "come from different saves"
         )
+
+
+def check_stored_paths(items: Path, store: ItemStore) -> None:
+    """Every stored path relative to the gallery root and normalised, checked when the gallery
+    opens: an edited database can never make retrieval read a file outside the root."""
+    for path in store.paths():
+        try:
+            check_relative_path(path, "gallery root")
+        except UnsafePathError as err:
+            raise GalleryCorruptError(
+                f"{items}: {err}; the item database was changed outside sketchsearch: rebuild "
+                "the gallery with `sketchsearch gallery build`"
+            ) from None
 
 
 def check_vectors(

@@ -6,6 +6,8 @@ number read the last committed state. Inside a process, a lock keeps searches an
 from overlapping, because hnswlib is not safe for queries running during inserts.
 
 It is the folder kind of ``GalleryStore`` (``store.py``); users open it with ``open_gallery``.
+Item paths are relative to the gallery root and normalised (``data/safe_paths.py``): ``add``
+refuses any other, and opening refuses a gallery whose item database holds one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sketchsearch.gallery.checks import (
     check_new_gallery,
     check_paths,
     check_store,
+    check_stored_paths,
     check_vectors,
 )
 from sketchsearch.gallery.commit import (
@@ -193,6 +196,7 @@ class Gallery:
             store = ItemStore.load_copy(items) if mode == "rw" else ItemStore.open_readonly(items)
         try:
             check_store(items, manifest, store, facts)
+            check_stored_paths(items, store)
         except BaseException:
             store.close()
             raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +183,11 @@ class ItemStore:
         rows = self.connection.execute("SELECT id, deleted FROM items ORDER BY id").fetchall()
         table = np.array(rows, dtype=np.int64).reshape(-1, 2)
         return table[:, 0], table[:, 1].astype(bool)
+
+    def paths(self) -> Iterator[object]:
+        """Every row's path, live or deleted, as stored (checked by ``check_stored_paths``)."""
+        for (path,) in self.connection.execute("SELECT path FROM items"):
+            yield path
 
     def live_rows(self) -> list[ItemRow]:
         query = f"SELECT {_COLUMNS} FROM items WHERE deleted = 0 ORDER BY id"

@@ -3,6 +3,10 @@
 Items are stored relative to the gallery root (the images folder, or the split's data root),
 labelled by their category folder. ``add`` hashes files first and embeds only those that are
 new or changed, so re-running it over the same folder costs a read, not an inference.
+
+Both keep every item inside its root by one rule (``_inside_root``): a file is indexed under
+its own name in the root, and a symlink whose target resolves outside the root is skipped and
+reported as a failure ("symlink points outside the root"); the rest of the batch carries on.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from sketchsearch.gallery.items import GalleryItem
 from sketchsearch.gallery.store import GalleryStore
 from sketchsearch.gallery.store_table import create_gallery, open_gallery
 from sketchsearch.runtime.engines.protocol import Engine
-from sketchsearch.runtime.pipeline import Failure, embed_paths, relative_to_root
+from sketchsearch.runtime.pipeline import (
+    Failure,
+    embed_paths,
+    points_outside,
+    relative_to_root,
+)
 from sketchsearch.runtime.retriever import model_ref
 
 
@@ -55,8 +64,8 @@ class BuildReport:
 def folder_sources(folder: Path, option: str = "--images") -> list[Source]:
     """Every image under ``folder``; the first sub-folder names the label.
 
-    Paths are taken as listed, not resolved, so a symlink to a file elsewhere is indexed under
-    its name in the folder.
+    Paths are taken as listed, not resolved, so a symlink keeps its name in the folder; the
+    gallery commands then skip those whose target is outside the root (``_inside_root``).
     """
     sources = []
     for file in image_files(folder, option, require_any=False):
@@ -82,16 +91,22 @@ def build_gallery(
     workers: int | None = None,
     progress: bool | None = None,
 ) -> BuildReport:
-    """A new gallery at ``out`` holding ``sources``, committed once at the end."""
+    """A new gallery at ``out`` holding ``sources``, committed once at the end.
+
+    Sources that are symlinks to files outside ``root`` are skipped and reported (``_inside_root``).
+    """
     _check_gallery_encoder(engine)
     if not sources:
         raise UsageError("no images to index")
+    kept, escaping = _inside_root(root, sources)
     card = engine.card
     gallery = create_gallery(
         out, card.embed_dim, "cosine", model=model_ref(card), root=str(root.resolve())
     )
     with gallery:
-        return _index(engine, gallery, sources, batch_size, workers, progress, check_known=False)
+        report = _index(engine, gallery, kept, batch_size, workers, progress, check_known=False)
+    report.failed[:0] = escaping
+    return report
 
 
 def add_files(
@@ -102,15 +117,20 @@ def add_files(
     workers: int | None = None,
     progress: bool | None = None,
 ) -> BuildReport:
-    """Add image files (or folders of them) under the gallery's root to an existing gallery."""
+    """Add image files (or folders of them) under the gallery's root to an existing gallery.
+
+    Files outside the root, and symlinks to files outside it, are skipped and reported.
+    """
     _check_gallery_encoder(engine)
     with open_gallery(gallery_dir, expected_model=model_ref(engine.card), mode="rw") as gallery:
         root = gallery.manifest.root
         if root is None:
             raise UsageError(f"{gallery.ref}: the gallery has no root folder to add files under")
         sources, outside = _sources_under(Path(root), files)
-        report = _index(engine, gallery, sources, batch_size, workers, progress, check_known=True)
-        report.failed[:0] = [Failure(str(f), f"not under the gallery root {root}") for f in outside]
+        kept, escaping = _inside_root(Path(root), sources)
+        report = _index(engine, gallery, kept, batch_size, workers, progress, check_known=True)
+        outside_failures = [Failure(str(f), f"not under the gallery root {root}") for f in outside]
+        report.failed[:0] = outside_failures + escaping
         return report
 
 
@@ -120,6 +140,25 @@ def _check_gallery_encoder(engine: Engine) -> None:
             f"{engine.path}: this file holds the query encoder of a model with separate "
             "encoders; index with its .gallery.onnx"
         )
+
+
+def _inside_root(root: Path, sources: Sequence[Source]) -> tuple[list[Source], list[Failure]]:
+    """The sources whose files, symlinks followed, lie inside ``root``; a failure for each other.
+
+    The rule of both ``gallery build`` and ``gallery add``: an item is named by its path in the
+    root as listed, and a symlink whose target resolves outside the root is not indexed, so
+    the gallery never holds an item whose bytes live elsewhere. Symlinks that stay inside the
+    root are indexed under their own names. The root itself may be a symlink.
+    """
+    resolved_root = root.resolve()
+    kept: list[Source] = []
+    failed: list[Failure] = []
+    for source in sources:
+        if points_outside(source.file, resolved_root):
+            failed.append(Failure(str(source.file), f"symlink points outside the root {root}"))
+        else:
+            kept.append(source)
+    return kept, failed
 
 
 def _sources_under(root: Path, files: Sequence[Path]) -> tuple[list[Source], list[Path]]:

@@ -157,12 +157,25 @@ def _progress(total: int, description: str, enabled: bool | None) -> Callable[..
 
 
 def relative_to_root(paths: Sequence[Path], root: Path) -> list[str | None]:
-    """Gallery item paths: POSIX, relative to the gallery root (None when outside it)."""
+    """Gallery item paths: POSIX, relative to the gallery root (None when outside it).
+
+    A file is named as listed in its folder: a symlink keeps its own name, as ``gallery
+    build`` names it, and whether its target is inside the root is ``points_outside``'s call.
+    """
     resolved_root = root.resolve()
     out: list[str | None] = []
     for path in paths:
         try:
-            out.append(path.resolve().relative_to(resolved_root).as_posix())
+            out.append((path.parent.resolve() / path.name).relative_to(resolved_root).as_posix())
         except ValueError:
             out.append(None)
     return out
+
+
+def points_outside(path: Path, resolved_root: Path) -> bool:
+    """Whether ``path``, with every symlink followed, lands outside ``resolved_root``."""
+    try:
+        path.resolve().relative_to(resolved_root)
+    except ValueError:
+        return True
+    return False

@@ -192,21 +192,13 @@ class Retriever:
 def record_default_gallery(model: Path, card: ModelCard, gallery: Path) -> Path:
     """Note ``gallery`` as the default for every model file of this family in ``model``'s
     folder (all precisions and the TensorRT engine share the family)."""
-    import tempfile
+    from sketchsearch.data.atomic_file import write_text_atomic
 
     record = model.resolve().parent / DEFAULTS_FILE
     known = _read_defaults(record)
     known[card.family] = str(gallery.resolve())
     # A unique temporary name: two builds recording at once must not write the same file.
-    handle, name = tempfile.mkstemp(dir=record.parent, prefix=f".{DEFAULTS_FILE}.")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(json.dumps(known, indent=1, sort_keys=True) + "\n")
-        os.replace(name, record)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return record
+    return write_text_atomic(record, json.dumps(known, indent=1, sort_keys=True) + "\n")
 
 
 def default_gallery(model: Path, card: ModelCard) -> Path | None:

@@ -6,18 +6,22 @@ the retriever's own records (``Answer``, ``Match``), so a consumer (Grad-CAM, a 
 parses exactly what ``retrieve`` wrote. The reader needs only ``query`` and each result's
 ``file`` (the absolute image, when the gallery knows its root) or ``path`` (relative to the
 gallery root); other keys may come and go, and queries that failed (``"error"`` set, no
-results) are skipped. A whole-file JSON list of such objects, or a single object, is read too.
-A relative ``path`` is resolved against ``gallery_root`` when given.
+results) are skipped. The record is strict JSON: a score that is not a finite number is written
+as ``null``, and a missing or ``null`` score reads back as NaN ("not known"), never as a number.
+A whole-file JSON list of such objects, or a single object, is read too. A relative ``path``
+is resolved against ``gallery_root`` when given.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sketchsearch.data import strict_json
 from sketchsearch.data.errors import ExitCode, SketchsearchError
 from sketchsearch.runtime.retriever import Answer, Match, Threshold
 
@@ -28,6 +32,7 @@ class RetrieveFileError(SketchsearchError):
 
 JSON_SCHEMA = "sketchsearch.retrieve/1"
 UNKNOWN_ID = -1  # a hand-written result without an item id
+UNKNOWN_SCORE = math.nan  # a result without a score: in memory only, written as null
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ def retrieve_record(
     k: int,
 ) -> dict[str, Any]:
     """One ``sketchsearch.retrieve/1`` object; ``gallery`` is (its path, its live items)."""
-    matches = [asdict(match) for match in answer.matches]
+    matches = [{**asdict(match), "score": finite_or_none(match.score)} for match in answer.matches]
     return {
         "schema": JSON_SCHEMA,
         "query": answer.query,
@@ -57,7 +62,7 @@ def retrieve_record(
         "k": k,
         "engine": asdict(engine),
         "gallery": {"path": gallery[0], "items": gallery[1]},
-        "threshold": {"value": threshold.value, "source": threshold.source},
+        "threshold": {"value": finite_or_none(threshold.value), "source": threshold.source},
         "confident": answer.confident if not answer.error else None,
         "timings_ms": {
             "decode": round(answer.decode_ms, 3),
@@ -66,6 +71,22 @@ def retrieve_record(
         },
         "results": matches,
     }
+
+
+def retrieve_line(
+    answer: Answer,
+    engine: EngineFacts,
+    gallery: tuple[str, int],
+    threshold: Threshold,
+    k: int,
+) -> str:
+    """``retrieve_record`` as one line of strict JSON (NonFiniteJSONError, never ``NaN``)."""
+    return strict_json.dumps(retrieve_record(answer, engine, gallery, threshold, k))
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """A number JSON can hold: NaN and infinities (an unknown score) become ``null``."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def read_retrieve_results(
@@ -138,6 +159,14 @@ def _match(result: Any, rank: int, where: str, gallery_root: Path | None) -> Mat
         path=relative if isinstance(relative, str) else Path(file).name,
         file=file,
         label=str(label) if label is not None else None,
-        score=float(score) if isinstance(score, int | float) else float("nan"),
+        score=_score(score),
         confident=result.get("confident") is True,
     )
+
+
+def _score(value: Any) -> float:
+    """A recorded score; a missing, ``null`` or non-numeric one is NaN (not known), which
+    ``retrieve_record`` writes back as ``null``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return UNKNOWN_SCORE
+    return float(value)

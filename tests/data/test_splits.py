@@ -167,3 +167,16 @@ def test_invalid_configs_are_refused() -> None:
         SplitConfig(fractions=(0.0, 0.5, 0.5))
     with pytest.raises(SplitError, match="unknown split policy"):
         SplitConfig(policy="medium")
+
+
+def test_the_split_file_has_the_ordinary_file_mode(root: Path, tmp_path: Path) -> None:
+    """Written through the atomic writer with the umask's mode (it was 0600 via mkstemp)."""
+    import os
+
+    old = os.umask(0o027)
+    try:
+        written = save_split(split_of(root), tmp_path / "out" / "split.json")
+    finally:
+        os.umask(old)
+    assert written.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in written.parent.iterdir()] == ["split.json"]  # no temporary left

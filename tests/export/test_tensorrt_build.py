@@ -431,3 +431,42 @@ def test_build_verify_and_serve_a_real_export_on_the_gpu(
     assert got.dtype == np.float32 and got.shape == expected.shape
     report = compare(expected, got, precision, str(images))
     assert report.passed, report.failures
+
+
+# --- issue 13: without TensorRT, say so before asking for options ---
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],  # --onnx and --output missing
+        ["--onnx", "missing.onnx", "--output", "m.plan"],  # an --onnx that does not exist
+        ["--output", "m.plan", "--workspace-gb", "nan"],
+        ["--no-such-option"],
+    ],
+)
+def test_options_that_do_not_parse_meet_the_missing_tensorrt_first(
+    args: list[str], no_tensorrt: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sketchsearch.cli.main import cli
+
+    assert run(cli, ["export", "tensorrt", *args]) == int(BackendUnavailableError.exit_code)
+    captured = capsys.readouterr()
+    assert captured.err == f"error: TensorRT is not installed: {INSTALL_HINT}\n"
+    assert captured.out == ""
+
+
+def test_help_needs_no_tensorrt(no_tensorrt: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(tensorrt, ["--help"]) == 0
+    assert "--workspace-gb FLOAT" in capsys.readouterr().out
+
+
+def test_with_tensorrt_options_that_do_not_parse_are_usage_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sketchsearch.runtime.engines import tensorrt_engine
+
+    monkeypatch.setattr(tensorrt_engine, "require_tensorrt", lambda: None)  # "installed"
+    assert run(tensorrt, ["--output", "m.plan", "--workspace-gb", "inf"]) == 2
+    err = capsys.readouterr().err
+    assert "'--workspace-gb'" in err and "is not a finite number" in err

@@ -350,3 +350,95 @@ def test_explain_overlays_grad_cam_on_the_grid(served, tiny_run, capsys, tmp_pat
     code = run(retrieve, [*base, "--grid", str(explained), "--explain", str(other)])
     assert code == 2 and "not the checkpoint" in capsys.readouterr().err
     assert run(retrieve, [*base, "--explain", str(tiny_run / "best.ckpt")]) == 2
+
+
+# --- issue 13: strict numbers in, strict JSON out, help for every option, ordinary modes ---
+
+
+def _no_constants(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf"])
+def test_a_non_finite_min_score_is_refused_in_one_line(served, capsys, text: str) -> None:
+    args = ["--engine", str(served["model"]), "--index", str(served["gallery"])]
+    args += ["--query", str(served["q1"]), "--json", "--min-score", text]
+    assert run(cli, ["retrieve", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "is not a finite number" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_json_output_is_strict_json(served, capsys) -> None:
+    base = ["--engine", str(served["model"]), "--index", str(served["gallery"])]
+    code = run(retrieve, [*base, "--query", str(served["q1"]), "-k", "3", "--json"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and lines
+    for line in lines:
+        json.loads(line, parse_constant=_no_constants)
+
+
+def test_an_unknown_score_is_written_as_null_and_read_back_unknown(tmp_path) -> None:
+    import math
+
+    from sketchsearch.runtime.output.retrieve_json import (
+        EngineFacts,
+        read_retrieve_results,
+        retrieve_line,
+    )
+    from sketchsearch.runtime.retriever import Threshold
+
+    written = tmp_path / "results.jsonl"
+    written.write_text(
+        json.dumps(
+            {"query": "q.png", "results": [{"path": "a.png"}, {"path": "b.png", "score": 0.5}]}
+        )
+        + "\n"
+    )
+    (answer,) = read_retrieve_results(written)
+    assert math.isnan(answer.matches[0].score) and answer.matches[1].score == 0.5
+    facts = EngineFacts("model.onnx", "onnxruntime", "cpu", "fp32", "f" * 64)
+    for threshold in (Threshold(None, "none"), Threshold(math.nan, "--min-score")):
+        line = retrieve_line(answer, facts, ("gallery", 2), threshold, 2)
+        record = json.loads(line, parse_constant=_no_constants)
+        assert [r["score"] for r in record["results"]] == [None, 0.5]
+        assert record["threshold"]["value"] is None
+        written.write_text(line + "\n")
+        (again,) = read_retrieve_results(written)
+        assert math.isnan(again.matches[0].score) and again.matches[1].score == 0.5
+
+
+def test_every_retrieve_option_has_help() -> None:
+    import click
+
+    ctx = click.Context(retrieve)
+    missing = []
+    for param in retrieve.params:
+        param.get_help_record(ctx)  # --engine writes its help (the backend table) here
+        if not getattr(param, "help", None):  # "[default: 10]" alone is not help
+            missing.append(param.opts[0])
+    assert missing == []
+
+
+def test_the_recorded_default_gallery_has_the_ordinary_file_mode(served, tmp_path) -> None:
+    import os
+
+    from sketchsearch.runtime.model_card import read_onnx_card
+    from sketchsearch.runtime.retriever import DEFAULTS_FILE, record_default_gallery
+
+    old = os.umask(0o022)
+    os.umask(old)
+    built = served["folder"] / DEFAULTS_FILE  # by `gallery build` in the fixture
+    assert built.stat().st_mode & 0o777 == 0o666 & ~old
+    model = tmp_path / "model.onnx"
+    shutil.copy(served["model"], model)
+    old = os.umask(0o027)
+    try:
+        record = record_default_gallery(model, read_onnx_card(model), served["gallery"])
+    finally:
+        os.umask(old)
+    assert record.stat().st_mode & 0o777 == 0o640
+    assert json.loads(record.read_text()) == {
+        read_onnx_card(model).family: str(served["gallery"].resolve())
+    }
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
