@@ -10,6 +10,7 @@ naming one) is refused up front.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from sketchsearch.train.checkpoint_card import LoadedCheckpoint
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _quiet(_: str) -> None:
+    """The default ``progress``: say nothing."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +62,20 @@ def load_once(checkpoint: Path) -> LoadedCheckpoint | None:
         return None
 
 
-def export_all(config: BenchConfig, loaded: LoadedCheckpoint | None) -> list[dict[str, Any]]:
-    """One entry per precision: the file and its verification, or why the export failed."""
+def export_all(
+    config: BenchConfig,
+    loaded: LoadedCheckpoint | None,
+    progress: Callable[[str], None] = _quiet,
+) -> list[dict[str, Any]]:
+    """One entry per precision: the file and its verification, or why the export failed.
+    ``progress`` is told each precision as its export starts."""
     from sketchsearch.data.errors import SketchsearchError
     from sketchsearch.export.pipeline import ExportOptions, export_onnx
 
     calib = config.split.rsplit(":", 1)[0] + ":train" if config.split else None
     entries = []
     for precision in config.precisions:
+        progress(f"bench: exporting {precision}…")
         target = config.out / f"model.{precision}.onnx"
         entry: dict[str, Any] = {
             "file": target.name,
@@ -93,9 +104,10 @@ def export_all(config: BenchConfig, loaded: LoadedCheckpoint | None) -> list[dic
     return entries
 
 
-def run_bench(config: BenchConfig) -> dict[str, Path]:
+def run_bench(config: BenchConfig, progress: Callable[[str], None] = _quiet) -> dict[str, Path]:
     """The whole chain; every intermediate JSON is kept in ``config.out``. The paths of the
-    report (``md``, ``json``, ``png``)."""
+    report (``md``, ``json``, ``png``). ``progress`` is told each step as it starts
+    ("bench: exporting fp32…", "bench: latency…", "bench: accuracy…", "bench: report…")."""
     from sketchsearch.benchmarks.accuracy import AccuracyConfig, run_accuracy
     from sketchsearch.benchmarks.latency import run_latency
     from sketchsearch.benchmarks.report import build_report
@@ -107,12 +119,14 @@ def run_bench(config: BenchConfig) -> dict[str, Path]:
             f"{config.checkpoint}: its run folder names no split: pass --split SPLIT:PART --data"
         )
     config.out.mkdir(parents=True, exist_ok=True)
-    exports = export_all(config, load_once(config.checkpoint))
+    exports = export_all(config, load_once(config.checkpoint), progress)
     _write(config.out / "exports.json", {"exports": exports})
     exported = [config.out / e["file"] for e in exports if e["status"] == "ok"]
     models = (config.checkpoint, *exported)
+    progress("bench: latency…")
     latency = run_latency(replace(config.latency, models=models))
     _write(config.out / "latency.json", latency)
+    progress("bench: accuracy…")
     accuracy = run_accuracy(
         AccuracyConfig(
             models=models,
@@ -123,6 +137,7 @@ def run_bench(config: BenchConfig) -> dict[str, Path]:
         )
     )
     _write(config.out / "accuracy.json", accuracy)
+    progress("bench: report…")
     ann = config.ann or max(RESULTS.glob("ann-*.json"), default=None)
     ann_data = json.loads(ann.read_text()) if ann is not None else None
     return build_report(latency, accuracy, config.out / "report", ann_data, {"exports": exports})

@@ -66,6 +66,6 @@ def bench(
     config = BenchConfig(
         checkpoint, out, parse_providers(precisions), split_spec, data_root, latency, ann
     )
-    paths = run_bench(config)
+    paths = run_bench(config, progress=lambda step: click.echo(step, err=True))
     click.echo(paths["md"].read_text())
     click.echo(f"report: {paths['md']}, {paths['json']}, {paths['png']}")

@@ -89,7 +89,9 @@ def build(
         assert split_spec is not None
         part = parse_split_spec(split_spec, data_root)
         root, sources = part.root, split_sources(part, domain)
-    with open_engine(engine, provider=provider, threads=threads, batch_pipeline=True) as model:
+    with open_engine(
+        engine, provider=provider, threads=threads, batch_pipeline=True, domain="gallery"
+    ) as model:
         report = build_gallery(
             model, out, root, sources, batch_size, workers, progress=False if quiet else None
         )
@@ -132,7 +134,9 @@ def add(
     from sketchsearch.runtime.engines.table import open_engine
     from sketchsearch.runtime.gallery_build import add_files, describe_build
 
-    with open_engine(engine, provider=provider, threads=threads, batch_pipeline=True) as model:
+    with open_engine(
+        engine, provider=provider, threads=threads, batch_pipeline=True, domain="gallery"
+    ) as model:
         report = add_files(
             model, directory, list(paths), batch_size, workers, progress=False if quiet else None
         )

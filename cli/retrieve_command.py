@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import click
 
@@ -57,7 +57,7 @@ class RetrieveSetupError(SketchsearchError):
 @click.option(
     "--queries-from",
     "query_list",
-    type=click.File("r"),
+    type=click.File("rb"),  # bytes: a line that is not a path fails alone (query_paths)
     help="File listing query images, one per line ('-': standard input).",
 )
 @click.option(
@@ -94,7 +94,7 @@ def retrieve(
     index: Path | None,
     queries: tuple[Path, ...],
     query_dir: Path | None,
-    query_list: TextIO | None,
+    query_list: BinaryIO | None,
     k: int,
     as_json: bool,
     grid: Path | None,

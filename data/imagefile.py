@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from sketchsearch.data.errors import ImageDecodeError, UsageError
+from sketchsearch.data.regular_file import read_regular_file
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -61,14 +62,8 @@ def _truncation_problem(fmt: str, data: bytes) -> str | None:
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ImageDecodeError(path, "file not found") from None
-    except IsADirectoryError:
-        raise ImageDecodeError(path, "is a directory, not an image file") from None
-    except OSError as err:
-        raise ImageDecodeError(path, f"cannot read: {err.strerror or err}") from None
+    """The file's bytes; a FIFO, device, socket or directory is refused without blocking."""
+    return read_regular_file(path)
 
 
 def decode_image(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> np.ndarray:

@@ -11,6 +11,7 @@ reported as a failure ("symlink points outside the root"); the rest of the batch
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -18,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from sketchsearch.data.errors import UsageError
-from sketchsearch.data.hashing import file_sha256
+from sketchsearch.data.errors import ImageDecodeError, UsageError
 from sketchsearch.data.imagefile import image_files
+from sketchsearch.data.regular_file import read_regular_file
 from sketchsearch.data.split_spec import SplitPart
 from sketchsearch.gallery.items import GalleryItem
 from sketchsearch.gallery.store import GalleryStore
@@ -227,9 +228,9 @@ def _index(
 
 def _hash_files(files: Sequence[Path], workers: int | None) -> dict[Path, str]:
     def digest(file: Path) -> tuple[Path, str]:
-        try:
-            return file, file_sha256(file)
-        except OSError:
+        try:  # never open() a FIFO a user named: it would block
+            return file, hashlib.sha256(read_regular_file(file)).hexdigest()
+        except ImageDecodeError:
             return file, ""  # unreadable: embedding will report it
 
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sketchsearch.data.errors import UsageError
+from sketchsearch.data.regular_file import UnusableName, name_from_line
 from sketchsearch.gallery.store_table import open_gallery
 from sketchsearch.runtime.engines.table import open_engine
 from sketchsearch.runtime.rerank import RerankConfig
@@ -53,16 +54,27 @@ def open_retriever(config: RetrieverConfig) -> tuple[Retriever, Path]:
 
 
 def query_paths(
-    files: Sequence[Path], folder: Path | None = None, listed: Iterable[str] | None = None
-) -> list[Path]:
-    """Query images named one by one, in a folder, or one per line of a list."""
-    paths = list(files)
+    files: Sequence[Path],
+    folder: Path | None = None,
+    listed: Iterable[str | bytes] | None = None,
+) -> list[Path | UnusableName]:
+    """Query images named one by one, in a folder, or one per line of a list.
+
+    A listed line that cannot be a path (a NUL byte, bytes that are not UTF-8) stays in the
+    list as an :class:`UnusableName`: its query fails and the others are answered.
+    """
+    paths: list[Path | UnusableName] = list(files)
     if folder is not None:
         from sketchsearch.runtime.gallery_build import folder_sources
 
         paths.extend(source.file for source in folder_sources(folder, "--queries"))
     if listed is not None:
-        paths.extend(Path(line.strip()) for line in listed if line.strip())
+        for line in listed:
+            name = name_from_line(line) if isinstance(line, bytes) else line
+            if isinstance(name, UnusableName):
+                paths.append(name)
+            elif name.strip():
+                paths.append(Path(name.strip()))
     if not paths:
         raise UsageError(
             "no query: pass --query IMAGE (repeatable), --queries DIR or --queries-from FILE"

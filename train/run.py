@@ -30,6 +30,7 @@ from sketchsearch.data.split_file import SplitFile, load_split
 from sketchsearch.train.config import TrainConfig
 from sketchsearch.train.datamodule import RetrievalDataModule
 from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig, resolve_model_config
+from sketchsearch.train.epoch_log import EpochLog
 from sketchsearch.train.optimisation import OptimConfig
 from sketchsearch.train.retrieval_module import MONITOR, RetrievalModule
 from sketchsearch.train.run_folder import write_run_folder
@@ -145,6 +146,8 @@ def make_trainer(config: TrainConfig, out: Path, *, log: bool = True) -> L.Train
         EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience),
         LearningRateMonitor(logging_interval="epoch"),
     ]
+    if not sys.stderr.isatty():  # no progress bar: one line per epoch instead
+        callbacks.append(EpochLog())
     loggers: Any = (
         [
             CSVLogger(out, name="", version=""),

@@ -17,6 +17,7 @@ from sketchsearch.runtime.engines.lifecycle import EngineLifecycle
 from sketchsearch.runtime.engines.protocol import BackendUnavailableError, check_batch
 
 DEVICES = ("cpu", "cuda")
+DOMAINS = ("query", "gallery")
 NEEDS_TRAIN = "the torch reference engine needs the [train] extra"
 
 
@@ -51,11 +52,23 @@ def open_torch(path: Path, options: OpenOptions) -> TorchEngine:
             f"the torch reference engine runs on {' or '.join(DEVICES)}, not {device!r}"
         )
     return TorchEngine(
-        path, device=device, autocast_fp16=options.autocast_fp16, threads=options.threads
+        path,
+        device=device,
+        autocast_fp16=options.autocast_fp16,
+        threads=options.threads,
+        domain=options.domain,
     )
 
 
 class TorchEngine(EngineLifecycle):
+    """A checkpoint as an engine.
+
+    ``domain`` picks the encoder of a model trained with separate encoders, as the exported
+    ``.query.onnx`` / ``.gallery.onnx`` files do: the card then says which one this engine
+    holds (``card.embeds``), so the gallery builder and the retriever refuse the wrong side.
+    Without ``domain`` it is the query encoder. A shared encoder's card stays "both".
+    """
+
     backend = "torch"
 
     def __init__(
@@ -64,7 +77,10 @@ class TorchEngine(EngineLifecycle):
         device: str | None = None,
         autocast_fp16: bool = False,
         threads: int | None = None,
+        domain: str | None = None,
     ) -> None:
+        if domain is not None and domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {DOMAINS}, not {domain!r}")
         try:
             import torch
 
@@ -80,7 +96,9 @@ class TorchEngine(EngineLifecycle):
         if threads:
             torch.set_num_threads(threads)
         loaded = load_with_card(self.path, "fp16" if autocast_fp16 else "fp32")
-        self.card = loaded.card
+        separate = bool(loaded.model.config.separate_encoders)
+        self.domain = (domain or "query") if separate else "query"
+        self.card = loaded.card.with_changes(domain=self.domain) if separate else loaded.card
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model: Any = loaded.model.to(self._device).eval()
         self.autocast_fp16 = autocast_fp16
@@ -101,7 +119,7 @@ class TorchEngine(EngineLifecycle):
             torch.inference_mode(),
             torch.autocast(self._device.type, dtype=torch.float16, enabled=self.autocast_fp16),
         ):
-            embedding = self.model.embed(batch.permute(0, 3, 1, 2), "query")
+            embedding = self.model.embed(batch.permute(0, 3, 1, 2), self.domain)
         return np.asarray(embedding.float().cpu().numpy(), dtype=np.float32)
 
     def synchronize(self) -> None:

@@ -32,6 +32,9 @@ class OpenOptions:
     threads: int | None = None
     batch_pipeline: bool = False  # runs beside decoding threads: no spin-waiting
     autocast_fp16: bool = False
+    # The side a model with separate encoders embeds: "query", "gallery", or None (the query
+    # side). An exported file holds one side already; a checkpoint holds both.
+    domain: str | None = None
     strict_device: bool = False  # a benchmark row: on ``device`` exactly, never a fallback
 
 

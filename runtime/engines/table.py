@@ -157,6 +157,7 @@ def open_engine(
     provider: str | None = None,
     threads: int | None = None,
     batch_pipeline: bool = False,
+    domain: str | None = None,
 ) -> Engine:
     """The engine for a model file, from the backend that claims its suffix.
 
@@ -166,9 +167,12 @@ def open_engine(
     rows, which must run where they say, open through ``OpenOptions.strict_device``).
     ``batch_pipeline``: the engine will run beside decoding threads
     (gallery building, evaluation), so onnxruntime's threads must not spin-wait between runs.
+    ``domain``: the side to embed ("gallery" when indexing) where the file holds both encoders.
     """
     model = Path(path)
     if not model.exists():
         raise UsageError(f"--engine {model}: model file not found")
-    options = OpenOptions(device=provider, threads=threads, batch_pipeline=batch_pipeline)
+    options = OpenOptions(
+        device=provider, threads=threads, batch_pipeline=batch_pipeline, domain=domain
+    )
     return backend_for(model).open(model, options)

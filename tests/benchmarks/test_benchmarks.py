@@ -251,6 +251,24 @@ def test_bench_command_records_an_unreadable_checkpoint_as_failed_rows(
     )
 
 
+def test_bench_command_prints_each_step_as_it_starts(split_args: list[str], tmp_path: Path) -> None:
+    """On stderr, in order, before each step runs; the report still goes to stdout."""
+    checkpoint = tmp_path / "run" / "best.ckpt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"not a checkpoint")
+    args = ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "bench")]
+    result = CliRunner().invoke(bench, [*args, *split_args, *SMALL])
+    assert result.exit_code == 0, result.output
+    steps = [line for line in result.stderr.splitlines() if line.startswith("bench: ")]
+    assert steps == [
+        "bench: exporting fp32…",
+        "bench: latency…",
+        "bench: accuracy…",
+        "bench: report…",
+    ]
+    assert "bench: " not in result.stdout
+
+
 def test_bench_takes_the_run_split_as_its_config_names_it(tmp_path: Path) -> None:
     """As before: the paths config.yaml names, unresolved; the steps that use them say when
     they are gone. No split named (or a config that is not settings): None."""
