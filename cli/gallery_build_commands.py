@@ -74,9 +74,11 @@ def build(
     from sketchsearch.data.split_spec import parse_split_spec
     from sketchsearch.runtime.engines.table import open_engine
     from sketchsearch.runtime.gallery_build import (
+        FOLDER_SOURCE,
         build_gallery,
         describe_build,
         folder_sources,
+        split_source,
         split_sources,
     )
     from sketchsearch.runtime.retriever import record_default_gallery
@@ -84,16 +86,24 @@ def build(
     if (images is None) == (split_spec is None):
         raise UsageError("pass either --images DIR or --split SPLIT[:PART] --data ROOT")
     if images is not None:
-        root, sources = images, folder_sources(images)
+        root, sources, origin = images, folder_sources(images), FOLDER_SOURCE
     else:
         assert split_spec is not None
         part = parse_split_spec(split_spec, data_root)
         root, sources = part.root, split_sources(part, domain)
+        origin = split_source(part, domain)
     with open_engine(
         engine, provider=provider, threads=threads, batch_pipeline=True, domain="gallery"
     ) as model:
         report = build_gallery(
-            model, out, root, sources, batch_size, workers, progress=False if quiet else None
+            model,
+            out,
+            root,
+            sources,
+            batch_size,
+            workers,
+            progress=False if quiet else None,
+            source=origin,
         )
     click.echo(describe_build(report))
     if report.indexed == 0:

@@ -44,6 +44,9 @@ def info(directory: Path, as_json: bool) -> None:
         if info.threshold
         else "none (`sketchsearch analyze roc --write-threshold` sets one)"
     )
+    facts["source"] = (
+        info.source.describe() if info.source else "not recorded (an older gallery): domain unknown"
+    )
     width = max(len(key) for key in facts)
     for key, value in facts.items():
         click.echo(f"{key.ljust(width)}  {value}")

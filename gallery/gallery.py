@@ -52,6 +52,7 @@ from sketchsearch.gallery.manifest import (
     GALLERY_FORMAT,
     GALLERY_FORMAT_VERSION,
     GalleryManifest,
+    GallerySource,
     MatchThreshold,
     ModelRef,
     now,
@@ -109,6 +110,7 @@ class Gallery:
         ef_construction: int = DEFAULT_EF_CONSTRUCTION,
         ef: int = DEFAULT_EF,
         root: str | None = None,
+        source: GallerySource | None = None,
     ) -> Gallery:
         """Make an empty gallery and commit it, then return it open for writing."""
         folder = Path(directory)
@@ -137,6 +139,7 @@ class Gallery:
                 created_at=stamp,
                 updated_at=stamp,
                 files={},
+                source=source,
             )
             index = VectorIndex.new(space, dim, M, ef_construction, ef)
             gallery = cls(folder, manifest, index, ItemStore.new(), writer)
@@ -322,6 +325,12 @@ class Gallery:
             self.manifest = replace(self.manifest, threshold=threshold)
             self._dirty = True
 
+    def set_source(self, source: GallerySource | None) -> None:
+        """Record what the images are (``gallery add`` makes a split-built gallery mixed)."""
+        with self._changing():
+            self.manifest = replace(self.manifest, source=source)
+            self._dirty = True
+
     # ------------------------------------------------------------------ reading
     def search(
         self,
@@ -378,6 +387,7 @@ class Gallery:
             file_bytes={n: (self.directory / n).stat().st_size for n in manifest.files},
             uncommitted_changes=self._dirty,
             threshold=manifest.threshold,
+            source=manifest.source,
         )
 
     def digests(self, paths: Iterable[str]) -> dict[str, str]:

@@ -113,6 +113,49 @@ class MatchThreshold:
         )
 
 
+SOURCE_KINDS = ("split", "folder", "mixed")
+
+
+@dataclass(frozen=True)
+class GallerySource:
+    """What the indexed images are, so that evaluation can refuse a gallery of the wrong kind.
+
+    A gallery built from a split records the split's fingerprint, its part and the domain it
+    indexed; one built from a folder has ``domain`` None (unknown: nothing says whether the
+    files are photos or sketches). Adding files to a split-built gallery makes it ``mixed``:
+    the added files' domain is unknown, so the whole gallery's is too.
+    """
+
+    kind: str
+    domain: str | None = None
+    split_fingerprint: str | None = None
+    part: str | None = None
+    split_file: str | None = None  # as it was given to `gallery build`, for messages only
+
+    @classmethod
+    def from_dict(cls, raw: object, source: str) -> GallerySource:
+        if not isinstance(raw, dict):
+            raise GalleryCorruptError(f"{source}: source must be an object or absent")
+        MANIFEST.check_keys(raw, cls, f"{source}: source")
+        if raw["kind"] not in SOURCE_KINDS:
+            raise GalleryCorruptError(
+                f"{source}: source.kind {raw['kind']!r} is not one of {SOURCE_KINDS}"
+            )
+        for name in ("domain", "split_fingerprint", "part", "split_file"):
+            value = raw.get(name)
+            if value is not None and not (isinstance(value, str) and value):
+                raise GalleryCorruptError(f"{source}: source.{name} must be a string or null")
+        return cls(**raw)
+
+    def describe(self) -> str:
+        if self.kind == "folder":
+            return "a folder of images (domain unknown)"
+        where = f"{self.split_file or 'split'}:{self.part} (fingerprint {self.split_fingerprint})"
+        if self.kind == "mixed":
+            return f"{where}, plus files added later (domain unknown)"
+        return f"the {self.domain} images of {where}"
+
+
 @dataclass(frozen=True)
 class GalleryManifest:
     format: str
@@ -134,11 +177,14 @@ class GalleryManifest:
     # Optional, and left out of the file while unset, so that galleries without a threshold
     # stay readable by versions that predate it.
     threshold: MatchThreshold | None = None
+    # What the images are (None: built before sources were recorded, so unknown).
+    source: GallerySource | None = None
 
     def to_json(self) -> str:
         raw = asdict(self)
-        if self.threshold is None:
-            del raw["threshold"]
+        for optional in ("threshold", "source"):
+            if raw[optional] is None:
+                del raw[optional]
         return json.dumps(raw, indent=1, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -153,7 +199,10 @@ class GalleryManifest:
         threshold = raw.get("threshold")
         if threshold is not None:
             threshold = MatchThreshold.from_dict(threshold, source)
-        return cls(**{**raw, "model": model, "threshold": threshold})
+        origin = raw.get("source")
+        if origin is not None:
+            origin = GallerySource.from_dict(origin, source)
+        return cls(**{**raw, "model": model, "threshold": threshold, "source": origin})
 
     def committed(self, **changes: Any) -> GalleryManifest:
         """The manifest of the next generation."""

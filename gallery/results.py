@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sketchsearch.gallery.items import ItemRow
-from sketchsearch.gallery.manifest import GalleryManifest, MatchThreshold
+from sketchsearch.gallery.manifest import GalleryManifest, GallerySource, MatchThreshold
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class GalleryInfo:
     file_bytes: dict[str, int]
     uncommitted_changes: bool
     threshold: MatchThreshold | None = None  # the recommended "no match" score, if measured
+    source: GallerySource | None = None  # what the images are; None: not recorded
 
 
 @dataclass(frozen=True)

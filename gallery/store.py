@@ -17,7 +17,7 @@ import numpy as np
 
 from sketchsearch.gallery.errors import GalleryMismatchError
 from sketchsearch.gallery.items import GalleryItem
-from sketchsearch.gallery.manifest import GalleryManifest, MatchThreshold, ModelRef
+from sketchsearch.gallery.manifest import GalleryManifest, GallerySource, MatchThreshold, ModelRef
 from sketchsearch.gallery.results import (
     AddReport,
     ExportedVectors,
@@ -71,6 +71,10 @@ class GalleryStore(Protocol):
         ...
 
     def set_threshold(self, threshold: MatchThreshold | None) -> None: ...
+
+    def set_source(self, source: GallerySource | None) -> None:
+        """Record what the images are: a split's part and domain, a folder, or a mix."""
+        ...
 
     def info(self) -> GalleryInfo: ...
 

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.gallery.manifest import ModelRef
+from sketchsearch.gallery.manifest import GallerySource, ModelRef
 from sketchsearch.gallery.store import GalleryStore
 
 # (reference, expected model or None, mode "r"/"rw", writer lock timeout in seconds)
 OpenStore = Callable[[str, ModelRef | None, str, float], GalleryStore]
-# (reference, dim, space, model, root folder of the item paths or None)
-CreateStore = Callable[[str, int, str, ModelRef, str | None], GalleryStore]
+# (reference, dim, space, model, root folder of the item paths or None, what the images are)
+CreateStore = Callable[[str, int, str, ModelRef, str | None, GallerySource | None], GalleryStore]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -43,11 +43,16 @@ def _open_folder(
 
 
 def _create_folder(
-    ref: str, dim: int, space: str, model: ModelRef, root: str | None
+    ref: str,
+    dim: int,
+    space: str,
+    model: ModelRef,
+    root: str | None,
+    source: GallerySource | None,
 ) -> GalleryStore:
     from sketchsearch.gallery.gallery import Gallery
 
-    return Gallery.create(ref, dim, space, model=model, root=root)
+    return Gallery.create(ref, dim, space, model=model, root=root, source=source)
 
 
 STORE_KINDS: tuple[StoreKind, ...] = (
@@ -89,7 +94,12 @@ def create_gallery(
     *,
     model: ModelRef,
     root: str | None = None,
+    source: GallerySource | None = None,
 ) -> GalleryStore:
-    """Make an empty store bound to ``model``, committed, and return it open for writing."""
+    """Make an empty store bound to ``model``, committed, and return it open for writing.
+
+    ``source`` records what the images are (a split's part and domain, or a folder), which
+    evaluation checks before it trusts the gallery.
+    """
     kind, text = find_store_kind(ref)
-    return kind.create(text, dim, space, model, root)
+    return kind.create(text, dim, space, model, root, source)

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from sketchsearch.data.errors import ImageDecodeError, UsageError
@@ -24,6 +24,7 @@ from sketchsearch.data.imagefile import image_files
 from sketchsearch.data.regular_file import read_regular_file
 from sketchsearch.data.split_spec import SplitPart
 from sketchsearch.gallery.items import GalleryItem
+from sketchsearch.gallery.manifest import GallerySource
 from sketchsearch.gallery.store import GalleryStore
 from sketchsearch.gallery.store_table import create_gallery, open_gallery
 from sketchsearch.runtime.engines.protocol import Engine
@@ -83,6 +84,20 @@ def split_sources(part: SplitPart, domain: str) -> list[Source]:
     ]
 
 
+def split_source(part: SplitPart, domain: str) -> GallerySource:
+    """What a gallery of ``part``'s ``domain`` images is, as evaluation checks it."""
+    return GallerySource(
+        kind="split",
+        domain=domain,
+        split_fingerprint=part.split.fingerprint,
+        part=part.part,
+        split_file=str(part.source),
+    )
+
+
+FOLDER_SOURCE = GallerySource(kind="folder")
+
+
 def build_gallery(
     engine: Engine,
     out: str | os.PathLike[str],
@@ -91,10 +106,12 @@ def build_gallery(
     batch_size: int = 32,
     workers: int | None = None,
     progress: bool | None = None,
+    source: GallerySource = FOLDER_SOURCE,
 ) -> BuildReport:
     """A new gallery at ``out`` holding ``sources``, committed once at the end.
 
     Sources that are symlinks to files outside ``root`` are skipped and reported (``_inside_root``).
+    ``source`` is recorded in the gallery: what the images are (``split_source`` for a split).
     """
     _check_gallery_encoder(engine)
     if not sources:
@@ -102,7 +119,12 @@ def build_gallery(
     kept, escaping = _inside_root(root, sources)
     card = engine.card
     gallery = create_gallery(
-        out, card.embed_dim, "cosine", model=model_ref(card), root=str(root.resolve())
+        out,
+        card.embed_dim,
+        "cosine",
+        model=model_ref(card),
+        root=str(root.resolve()),
+        source=source,
     )
     with gallery:
         report = _index(engine, gallery, kept, batch_size, workers, progress, check_known=False)
@@ -130,6 +152,9 @@ def add_files(
         sources, outside = _sources_under(Path(root), files)
         kept, escaping = _inside_root(Path(root), sources)
         report = _index(engine, gallery, kept, batch_size, workers, progress, check_known=True)
+        origin = gallery.manifest.source
+        if report.indexed and origin is not None and origin.kind == "split":
+            gallery.set_source(replace(origin, kind="mixed", domain=None))
         outside_failures = [Failure(str(f), f"not under the gallery root {root}") for f in outside]
         report.failed[:0] = outside_failures + escaping
         return report

@@ -38,6 +38,7 @@ from sketchsearch.gallery.manifest import (
     GALLERY_FORMAT,
     GALLERY_FORMAT_VERSION,
     GalleryManifest,
+    GallerySource,
     MatchThreshold,
     ModelRef,
     now,
@@ -135,12 +136,15 @@ class BruteForceStore:
     def set_threshold(self, threshold: MatchThreshold | None) -> None:
         self._manifest = replace(self._manifest, threshold=threshold)
 
+    def set_source(self, source: GallerySource | None) -> None:
+        self._manifest = replace(self._manifest, source=source)
+
     def info(self) -> GalleryInfo:
         m = self._manifest
         return GalleryInfo(
             self._ref, m.model.describe(), m.model.family, m.dim, m.space, m.M,
             m.ef_construction, m.ef, m.live, m.deleted, len(self._rows), m.generation, m.root,
-            m.created_at, m.updated_at, {}, False, m.threshold,
+            m.created_at, m.updated_at, {}, False, m.threshold, m.source,
         )  # fmt: skip
 
     def export_vectors(self) -> ExportedVectors:
@@ -185,12 +189,17 @@ def memory_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, BruteForc
         return stores[ref]
 
     def create_memory(
-        ref: str, dim: int, space: str, built_by: ModelRef, root: str | None
+        ref: str,
+        dim: int,
+        space: str,
+        built_by: ModelRef,
+        root: str | None,
+        source: GallerySource | None,
     ) -> BruteForceStore:
         stamp = now()
         manifest = GalleryManifest(
             GALLERY_FORMAT, GALLERY_FORMAT_VERSION, 0, built_by, dim, space, 16, 200, 64,
-            0, 0, 0, root, stamp, stamp, {},
+            0, 0, 0, root, stamp, stamp, {}, source=source,
         )  # fmt: skip
         stores[ref] = BruteForceStore(ref, manifest)
         return stores[ref]
@@ -241,7 +250,7 @@ def test_the_hnswlib_gallery_keeps_the_protocol(folder) -> None:
     # A new member is a decision for every backend (ADR 0005), not a convenience.
     assert set(protocol_members()) == {
         "ref", "manifest", "search", "vectors", "add", "remove", "digests", "set_threshold",
-        "info", "export_vectors", "commit", "close", "__enter__", "__exit__",
+        "set_source", "info", "export_vectors", "commit", "close", "__enter__", "__exit__",
     }  # fmt: skip
 
 
