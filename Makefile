@@ -14,7 +14,8 @@ OPENMOJI_DIR ?= openmoji
 SEED ?= 0
 STAMP := $(VENV)/.sketchsearch-installed
 
-.PHONY: venv venv-gpu demo test lint typecheck pytest clean openmoji openmoji-baselines openmoji-train
+.PHONY: venv venv-gpu demo test lint typecheck pytest clean openmoji openmoji-baselines openmoji-train \
+	figures figures-check
 
 venv: $(STAMP)
 
@@ -127,6 +128,14 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# Rerun every README figure into readme-figures/NAME/ (hours on 2 cores); ARGS="--only NAME"
+# for one. figures-check: every figure in README.md has its machine and command (also a test).
+figures: $(STAMP)
+	$(PY) tools/readme_figures.py --out readme-figures $(ARGS)
+
+figures-check: $(STAMP)
+	$(PY) tools/readme_figures.py --check
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(OPENMOJI_DIR) build *.egg-info

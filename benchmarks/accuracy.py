@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import re
 import tempfile
 from collections.abc import Sequence
@@ -34,10 +33,11 @@ from sketchsearch.benchmarks.targets import (
 from sketchsearch.data.errors import UsageError
 from sketchsearch.data.evaluation import evaluation_set
 from sketchsearch.data.split_spec import SplitPart, parse_split_spec
+from sketchsearch.data.strict_json import dumps, undefined_as_null
 from sketchsearch.gallery.store_table import open_gallery
 from sketchsearch.runtime.engines.protocol import Engine
 from sketchsearch.runtime.evaluation.evaluate import evaluate
-from sketchsearch.runtime.gallery_build import build_gallery, split_sources
+from sketchsearch.runtime.gallery_build import build_gallery, split_source, split_sources
 from sketchsearch.runtime.retriever import model_ref
 
 REFERENCE_BACKENDS = ("torch-cpu", "torch-cuda")  # the first one that ran is the reference
@@ -47,7 +47,7 @@ REFERENCE_BACKENDS = ("torch-cpu", "torch-cuda")  # the first one that ran is th
 class AccuracyConfig:
     models: tuple[Path, ...]
     split: str  # "split.json:test"
-    data: Path
+    data: Path | None
     providers: tuple[str, ...] = ("cpu", "cuda", "tensorrt")
     direction: tuple[str, str] | None = None  # (query domain, gallery domain)
     batch_size: int = 32
@@ -70,7 +70,15 @@ def measure_engine(
     """Metrics and timings of one open engine, on a gallery it builds in ``folder``."""
     sets = evaluation_set(part.split, part.part, config.direction)
     sources = split_sources(part, sets.gallery_domain)
-    built = build_gallery(engine, folder, part.root, sources, config.batch_size, progress=False)
+    built = build_gallery(
+        engine,
+        folder,
+        part.root,
+        sources,
+        config.batch_size,
+        progress=False,
+        source=split_source(part, sets.gallery_domain),
+    )
     with open_gallery(folder, expected_model=model_ref(engine.card)) as gallery:
         result = evaluate(engine, gallery, part, config.direction, batch_size=config.batch_size)
     return {
@@ -115,7 +123,7 @@ def run_accuracy(config: AccuracyConfig) -> dict[str, Any]:
         "environment": environment(config.threads),
         "settings": {
             "split": config.split,
-            "data": str(config.data),
+            "data": str(part.root),
             "direction": "2".join(config.direction) if config.direction else "split order",
             "match": "category",
             "providers": list(config.providers),
@@ -131,7 +139,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[AccuracyConfig, Path | None]
     add = parser.add_argument
     add("--model", type=Path, action="append", required=True, help=model_help())
     add("--split", required=True, metavar="SPLIT[:PART]", help="e.g. split.json:test")
-    add("--data", type=Path, required=True, help="Data root of --split.")
+    add("--data", type=Path, help="Data root of --split (default: the one it records).")
     add("--providers", default="cpu,cuda,tensorrt", help="onnxruntime providers to try.")
     add("--direction", choices=["sketch2photo", "photo2sketch"])
     add("--batch-size", type=int, default=32)
@@ -176,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for row in report["rows"]:
         print(describe_row(row))
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=1) + "\n")
+        json_path.write_text(dumps(undefined_as_null(report), indent=1) + "\n")
     return report
 
 

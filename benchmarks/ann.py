@@ -7,6 +7,9 @@ good as the true k-th best (distances, not ids, because ties reorder).
 
     python benchmarks/ann.py --sizes 10000,100000 --json ann.json
     python benchmarks/ann.py --sizes 1000000        # by hand: about 5 GB of RAM
+
+The JSON records the date, the command and the machine (with its fingerprint), so that a
+report can tell this machine's results from a file committed on another host.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hnswlib
 import numpy as np
 
-from sketchsearch.benchmarks.machine_info import machine_facts
+from sketchsearch.benchmarks.machine_info import machine_facts, run_record
+from sketchsearch.data import strict_json
 from sketchsearch.gallery import Gallery, GalleryItem, ModelRef
 from sketchsearch.gallery.gallery import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 from sketchsearch.gallery.index import VectorIndex
@@ -73,7 +78,8 @@ def build(folder: Path, vectors: np.ndarray) -> dict[str, float]:
 
 
 _OPEN_PROBE = """
-import json, os, sys, time
+import os, sys, time
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.gallery import Gallery
 def rss():
     with open("/proc/self/statm") as handle:
@@ -81,7 +87,7 @@ def rss():
 before = rss()
 start = time.perf_counter()
 gallery = Gallery.open(sys.argv[1])
-print(json.dumps({"open_s": time.perf_counter() - start, "rss": rss() - before}))
+print(dumps({"open_s": time.perf_counter() - start, "rss": rss() - before}))
 """
 
 
@@ -174,25 +180,40 @@ def environment() -> dict[str, str]:
     return machine_facts(hnswlib=getattr(hnswlib, "__version__", "0.8.0"), numpy=np.__version__)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+def run_ann(
+    sizes: tuple[int, ...],
+    queries: int,
+    argv: list[str] | None = None,
+    show: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Every size measured in a temporary folder; the JSON ann.py writes. ``argv``: the
+    command recorded (default: this process's); ``show`` is given each size's results."""
     report: dict[str, Any] = {
         "dim": DIM,
         "centres": CENTRES,
+        **run_record(argv),
         "environment": environment(),
         "runs": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for size in (int(s) for s in args.sizes.split(",")):
-            run = measure(size, args.queries, Path(tmp))
+        for size in sizes:
+            run = measure(size, queries, Path(tmp))
             report["runs"].append(run)
-            print(json.dumps(run, indent=1), flush=True)
+            show(strict_json.dumps(run, indent=1))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    command = None if argv is None else ["benchmarks/ann.py", *argv]
+    report = run_ann(sizes, args.queries, command)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        args.json.write_text(strict_json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

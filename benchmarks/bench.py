@@ -5,6 +5,10 @@ A step that fails is a failed row of the report, never the end of the run: an ex
 fails (a checkpoint that cannot be read included) is recorded with its reason and the chain
 goes on. Only a run that cannot know which images to measure (no --split, and no run folder
 naming one) is refused up front.
+
+The report shows what this run measured. The plot's recall-vs-QPS panel is left out unless
+``ann_size`` asks this run to measure it (``ann.py`` at that many vectors: about half a minute
+at 10,000 on 2 cores), or ``ann`` names an ann.py JSON, which the report places by machine.
 """
 
 from __future__ import annotations
@@ -16,11 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sketchsearch.benchmarks.latency import LatencyConfig
+from sketchsearch.data import strict_json
 
 if TYPE_CHECKING:
     from sketchsearch.train.checkpoint_card import LoadedCheckpoint
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _quiet(_: str) -> None:
@@ -38,7 +41,29 @@ class BenchConfig:
     split: str | None = None  # None: the training run's split (config.yaml), test part
     data: Path | None = None
     latency: LatencyConfig = field(default_factory=lambda: LatencyConfig(models=()))
-    ann: Path | None = None  # None: the newest benchmarks/results/ann-*.json, if any
+    ann: Path | None = None  # an ann.py JSON for the plot; shown as this run's only if
+    # measured on this machine (report.py decides)
+    ann_size: int | None = None  # measure ANN in this run at this many vectors; with ``ann``
+    # None too, the panel is left out
+
+
+def measure_ann(size: int, out: Path) -> dict[str, Any]:
+    """ann.py at ``size`` vectors and 200 queries, in this run; also written to out/ann.json
+    (its ``command`` is this process's: the bench command that measured it)."""
+    from sketchsearch.benchmarks.ann import run_ann
+
+    data = run_ann((size,), queries=200, show=_quiet)
+    _write(out / "ann.json", data)
+    return data
+
+
+def given_ann(config: BenchConfig) -> dict[str, Any] | None:
+    """The --ann file, read before anything is measured; both --ann and --ann-size: refused."""
+    from sketchsearch.data.errors import UsageError
+
+    if config.ann is not None and config.ann_size is not None:
+        raise UsageError("--ann FILE and --ann-size N both given: pass one of them")
+    return None if config.ann is None else json.loads(config.ann.read_text())
 
 
 def run_split(checkpoint: Path) -> tuple[str, Path] | None:
@@ -107,16 +132,18 @@ def export_all(
 def run_bench(config: BenchConfig, progress: Callable[[str], None] = _quiet) -> dict[str, Path]:
     """The whole chain; every intermediate JSON is kept in ``config.out``. The paths of the
     report (``md``, ``json``, ``png``). ``progress`` is told each step as it starts
-    ("bench: exporting fp32…", "bench: latency…", "bench: accuracy…", "bench: report…")."""
+    ("bench: exporting fp32…", "bench: latency…", "bench: accuracy…", with --ann-size
+    "bench: ann…", then "bench: report…")."""
     from sketchsearch.benchmarks.accuracy import AccuracyConfig, run_accuracy
     from sketchsearch.benchmarks.latency import run_latency
     from sketchsearch.benchmarks.report import build_report
     from sketchsearch.data.errors import UsageError
 
+    ann = given_ann(config)
     split = (config.split, config.data) if config.split else run_split(config.checkpoint)
-    if split is None or split[1] is None:
+    if split is None:  # a split with no --data uses the data root it records
         raise UsageError(
-            f"{config.checkpoint}: its run folder names no split: pass --split SPLIT:PART --data"
+            f"{config.checkpoint}: its run folder names no split: pass --split SPLIT:PART"
         )
     config.out.mkdir(parents=True, exist_ok=True)
     exports = export_all(config, load_once(config.checkpoint), progress)
@@ -137,11 +164,20 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = _quiet) -> 
         )
     )
     _write(config.out / "accuracy.json", accuracy)
+    source = str(config.ann) if config.ann is not None else "this run"
+    if config.ann_size is not None:
+        progress("bench: ann…")
+        ann = measure_ann(config.ann_size, config.out)
     progress("bench: report…")
-    ann = config.ann or max(RESULTS.glob("ann-*.json"), default=None)
-    ann_data = json.loads(ann.read_text()) if ann is not None else None
-    return build_report(latency, accuracy, config.out / "report", ann_data, {"exports": exports})
+    return build_report(
+        latency,
+        accuracy,
+        config.out / "report",
+        ann,
+        {"exports": exports},
+        sources={"ann": source},
+    )
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    path.write_text(strict_json.dumps(strict_json.undefined_as_null(data), indent=1) + "\n")

@@ -11,7 +11,6 @@ unpaired, like Sketchy Extended's).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.data.layouts import SKETCHY_DEFAULT_VARIANT, scan
 from sketchsearch.data.split_file import build_split_file, load_split, save_split
 from sketchsearch.data.splits import SplitConfig, make_split
+from sketchsearch.data.strict_json import dumps
 
 CATEGORIES, PHOTOS, PAIRED_PHOTOS, SKETCHES_PER_PHOTO = 125, 680, 100, 6
 
@@ -93,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         figures = measure(Path(tmp) / "sketchy", Path(tmp))
-    text = json.dumps(figures, indent=2)
+    text = dumps(figures, indent=2)
     print(text)
     if args.json:
         args.json.write_text(text + "\n")

@@ -16,7 +16,6 @@ other decode worker and prefetch counts and onnxruntime thread settings.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -32,6 +31,7 @@ import numpy as np
 
 from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.benchmarks.retrieve_startup import DEMO, DEMO_PHOTOS, ensure_engine
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.runtime.engines.onnx_engine import OnnxEngine
 from sketchsearch.runtime.engines.protocol import Engine
 from sketchsearch.runtime.gallery_build import Source, build_gallery, folder_sources
@@ -257,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         report = measure_throughput(engine, model, root, sources, args)
     ratio = report["ratio_median"]
     out = args.json or args.work / "gallery_throughput.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    out.write_text(dumps(report, indent=1) + "\n")
+    print(dumps(report, indent=1))
     print(
         f"build_gallery {report['build_gallery_ips_median']} img/s vs the engine alone "
         f"{report['engine_ips_median']} img/s: ratio {ratio} (target ≥ {TARGET_RATIO}: "

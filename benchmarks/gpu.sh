@@ -383,8 +383,8 @@ if step "$OUT/accuracy.json" accuracy — "$PY" "$REPO/benchmarks/accuracy.py" "
 fi
 
 echo "== 6. report"
-latest_ann="$(find "$REPO/benchmarks/results" -name 'ann-*.json' 2>/dev/null | sort | tail -n 1)"
-if [[ -n "$latest_ann" ]]; then REPORT_INPUTS+=(--ann "$latest_ann"); fi
+# No ANN panel: the committed ann-*.json files were measured on other machines, and a report
+# shows only what its run measured (`python benchmarks/ann.py` measures it on this one).
 if [[ -f "$STEPS_FILE" ]]; then REPORT_INPUTS+=(--steps "$STEPS_FILE"); fi
 if [[ ${#UNRECORDED[@]} -gt 0 ]]; then
     unrecorded="$(printf '; %s' "${UNRECORDED[@]}")"

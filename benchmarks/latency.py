@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from sketchsearch.benchmarks.targets import (
     parse_providers,
 )
 from sketchsearch.data.errors import UsageError
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.gallery import GalleryItem, GalleryStore, create_gallery, open_gallery
 from sketchsearch.runtime.engines.protocol import (
     Engine,
@@ -304,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for row in report["rows"]:
         print(describe_row(row))
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=1) + "\n")
+        json_path.write_text(dumps(report, indent=1) + "\n")
     return report
 
 

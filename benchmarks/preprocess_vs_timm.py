@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config  # type: ignore[attr-defined]
 
 from sketchsearch.benchmarks.machine_info import machine_facts
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_file
 from sketchsearch.train.checkpoint import load_checkpoint, read_checkpoint
 from sketchsearch.train.embedding_model import EmbeddingModel, resolve_model_config
@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     out = args.json or Path(tempfile.gettempdir()) / "preprocess_vs_timm.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    out.write_text(dumps(report, indent=1) + "\n")
+    print(dumps(report, indent=1))
     print(table(results))
     print(f"wrote {out}")
     return 0

@@ -1,7 +1,7 @@
 """One table from the latency, accuracy and ANN benchmarks: markdown, JSON and a PNG plot.
 
     python benchmarks/report.py --latency latency.json --accuracy accuracy.json \\
-        --ann benchmarks/results/ann-2026-11-29.json --out bench/report
+        [--ann ann.json] --out bench/report
 
 writes ``report.md``, ``report.json`` and ``report.png`` (``--out`` is the common stem). A row
 is one model file on one backend. Status is "ok", "failed: <stage>: reason" (export, latency
@@ -10,6 +10,14 @@ measure something shows "—" there, never a number from elsewhere. ``--steps`` 
 steps.json, see ``steps.py``) adds each failed step to the rows of its file, or as a row of
 its own, so that no failure is left out. ``--note TEXT`` (repeatable) adds a paragraph
 "**Note:** TEXT" above the table, e.g. gpu.sh's list of steps whose outcome it could not record.
+
+The heading names the machine of the latency and accuracy results (refused when they come from
+two machines, exit code 4). ``--ann`` results measured on that machine (same fingerprint) are
+listed under it; any others (a file committed from another host, or one that records no
+machine) go to a separate "Not measured in this run" section naming their file, machine and
+date, and the PNG panel says so in its title (see ``provenance.py``). A reason longer than
+REASON_CHARS is shortened in its cell and given in full as a numbered footnote; the JSON holds
+every reason in full, and the provenance of every input under ``inputs``.
 """
 
 from __future__ import annotations
@@ -17,9 +25,21 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from sketchsearch.benchmarks.provenance import (
+    AnnPanel,
+    ann_lines,
+    ann_panel,
+    check_same_machine,
+    panel_title,
+    provenance,
+)
+from sketchsearch.data import strict_json
+from sketchsearch.data.errors import SketchsearchError
 
 COLUMNS = (
     "File",
@@ -124,12 +144,26 @@ def combine(
     return rows
 
 
-def cells(row: dict[str, Any]) -> list[str]:
+def _shorten(reason: str) -> str:
+    """The first words of ``reason`` that fit in REASON_CHARS, ending in "…"."""
+    cut = reason[: REASON_CHARS - 1]
+    if " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" :,;") + "…"
+
+
+def cells(row: dict[str, Any], footnotes: dict[str, int] | None = None) -> list[str]:
+    """A row's markdown cells. A long reason is shortened here and recorded in ``footnotes``
+    (full text → number, shared by rows with the same reason); its cell points there."""
     status = row["status"]
     if row["reason"]:
-        reason = row["reason"].replace("|", "/").replace("\n", " ")
-        short = reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
-        status = f"{status}: {short}"
+        reason = " ".join(row["reason"].split())  # a footnote is one line
+        if len(reason) <= REASON_CHARS:
+            status = f"{status}: {reason.replace('|', '/')}"
+        else:
+            notes = {} if footnotes is None else footnotes
+            number = notes.setdefault(reason, len(notes) + 1)
+            status = f"{status}: {_shorten(reason).replace('|', '/')} [^{number}]"
     best = row["images_per_s_best"]
     return [
         f"`{row['file']}`",
@@ -147,22 +181,31 @@ def cells(row: dict[str, Any]) -> list[str]:
     ]
 
 
+def _heading(source: dict[str, Any]) -> str:
+    env = source.get("environment", {})
+    date = str(source.get("date", datetime.date.today().isoformat()))[:10]
+    return (
+        f"Measured {date} on {env.get('cpu', '?')} ({env.get('cores', '?')} cores, "
+        f"{env.get('threads', '?')} threads, machine {env.get('fingerprint') or 'unrecorded'}), "
+        f"GPU: {env.get('gpu', 'none')}; onnxruntime {env.get('onnxruntime', '?')}, torch "
+        f"{env.get('torch', 'not installed')}, TensorRT {env.get('tensorrt', 'not installed')}."
+    )
+
+
+def _footnote_lines(footnotes: dict[str, int]) -> list[str]:
+    return ["", *(f"[^{n}]: {reason}" for reason, n in footnotes.items())] if footnotes else []
+
+
 def markdown(
     rows: list[dict[str, Any]],
     latency: dict[str, Any] | None,
     accuracy: dict[str, Any] | None,
     plot: Path | None,
     notes: Sequence[str] = (),
+    ann: AnnPanel | None = None,
 ) -> str:
-    source = latency or accuracy or {}
-    env = source.get("environment", {})
-    date = str(source.get("date", datetime.date.today().isoformat()))[:10]
-    lines = [
-        f"Measured {date} on {env.get('cpu', '?')} ({env.get('cores', '?')} cores, "
-        f"{env.get('threads', '?')} threads), GPU: {env.get('gpu', 'none')}; onnxruntime "
-        f"{env.get('onnxruntime', '?')}, torch {env.get('torch', 'not installed')}, "
-        f"TensorRT {env.get('tensorrt', 'not installed')}.",
-    ]
+    here, elsewhere = ann_lines(ann)
+    lines = [_heading(latency or accuracy or {})]
     if latency:
         s = latency["settings"]
         lines.append(
@@ -178,13 +221,17 @@ def markdown(
             f"Accuracy: `{accuracy['settings']['split']}`{counts}, category relevance, HNSW "
             f"search; Δ against `{accuracy.get('reference')}`."
         )
+    lines += here
     for note in notes:  # each a paragraph of its own
         lines += ["", f"**Note:** {' '.join(note.split())}"]
+    footnotes: dict[str, int] = {}
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
-    lines += _end_to_end_lines(rows) + _ratio_lines(latency, rows)
+    lines += ["| " + " | ".join(cells(r, footnotes)) + " |" for r in rows]
+    lines += _footnote_lines(footnotes)
+    lines += _end_to_end_lines(rows) + _ratio_lines(latency, rows) + elsewhere
     if plot is not None:
-        lines += ["", f"![latency and ANN recall vs QPS]({plot.name})"]
+        alt = "latency by batch size" + (" and ANN recall vs QPS" if ann else "")
+        lines += ["", f"![{alt}]({plot.name})"]
     return "\n".join(lines) + "\n"
 
 
@@ -227,8 +274,9 @@ def _ratio_lines(latency: dict[str, Any] | None, rows: list[dict[str, Any]]) -> 
     return ["", *out] if out else []
 
 
-def plot(rows: list[dict[str, Any]], ann: dict[str, Any] | None, out: Path) -> Path:
-    """Left: p50 latency vs batch size per measured row; right: ann.py's recall@10 vs QPS."""
+def plot(rows: list[dict[str, Any]], ann: AnnPanel | None, out: Path, heading: str = "") -> Path:
+    """Left: p50 latency vs batch size per measured row; right: ann.py's recall@10 vs QPS.
+    ``heading`` (the machine and date of the table) is the figure's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -249,7 +297,7 @@ def plot(rows: list[dict[str, Any]], ann: dict[str, Any] | None, out: Path) -> P
     left.set_title("Embedding latency")
     if sizes:  # a report of failed steps alone has no latency to label
         left.legend(fontsize=7)
-    for run in (ann or {}).get("runs", []):
+    for run in (ann.data if ann else {}).get("runs", []):
         sweep = run["ef_sweep"]
         right.plot(
             [s["qps_1_thread"] for s in sweep],
@@ -258,12 +306,15 @@ def plot(rows: list[dict[str, Any]], ann: dict[str, Any] | None, out: Path) -> P
             label=f"{run['n']:,} vectors, 1 thread",
         )
     right.set(xscale="log", xlabel="queries per second", ylabel="recall@10 vs exact")
-    right.set_title("Gallery (HNSW) recall vs QPS" + ("" if ann else ": no ann.py results given"))
+    title, colour = panel_title(ann)
+    right.set_title(title, color=colour, fontsize=9 if ann and not ann.this_machine else None)
     if ann:
         right.legend(fontsize=7)
     for axis in (left.xaxis, left.yaxis, right.xaxis):
         axis.set_major_formatter(ScalarFormatter())
         axis.set_minor_formatter(NullFormatter())
+    if heading:
+        figure.suptitle(heading, fontsize=8)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
@@ -278,30 +329,49 @@ def build_report(
     exports: dict[str, Any] | None = None,
     steps: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
+    sources: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write ``<out>.md``, ``<out>.json`` and ``<out>.png``; returns their paths.
 
     With steps alone (latency and accuracy both failed) the table holds the failed steps.
-    ``notes`` are lines above the table (and ``notes`` in the JSON).
+    ``notes`` are lines above the table (and ``notes`` in the JSON). ``sources`` names the
+    file each input (latency, accuracy, ann) was read from; missing: "this run".
+    ReportInputMismatch: latency and accuracy measured on two machines.
     """
     if latency is None and accuracy is None and not (steps or {}).get("steps"):
         raise ValueError("need at least one of the latency, accuracy and steps results")
+    if latency is not None and accuracy is not None:
+        check_same_machine(latency, accuracy)
+    where = dict(sources or {})
+    inputs = [
+        provenance(kind, data, where.get(kind, "this run"))
+        for kind, data in (("latency", latency), ("accuracy", accuracy))
+        if data is not None
+    ]
+    panel = ann_panel(ann, latency or accuracy, where.get("ann", "this run"))
     rows = combine(latency, accuracy, exports, steps)
     paths = {kind: out.with_name(f"{out.name}.{kind}") for kind in ("md", "json", "png")}
-    plot(rows, ann, paths["png"])
-    paths["md"].write_text(markdown(rows, latency, accuracy, paths["png"], notes))
+    plot(rows, panel, paths["png"], _heading(latency or accuracy or {}))
+    paths["md"].write_text(markdown(rows, latency, accuracy, paths["png"], notes, panel))
     payload = {
         "kind": "sketchsearch-report",
         "date": (latency or accuracy or {}).get("date"),
         "environment": (latency or accuracy or {}).get("environment"),
+        "inputs": [origin.to_dict() for origin in inputs],
         "columns": list(COLUMNS),
         "rows": rows,
         "notes": list(notes),
         "ratios_vs_torch_eager": (latency or {}).get("ratios_vs_torch_eager", []),
         "accuracy_reference": (accuracy or {}).get("reference"),
-        "ann_runs": [run["n"] for run in (ann or {}).get("runs", [])],
+        "ann": None
+        if panel is None
+        else {
+            "this_machine": panel.this_machine,
+            "provenance": panel.origin.to_dict(),
+            "runs": [run["n"] for run in panel.data.get("runs", [])],
+        },
     }
-    paths["json"].write_text(json.dumps(payload, indent=1) + "\n")
+    paths["json"].write_text(strict_json.dumps(payload, indent=1) + "\n")
     return paths
 
 
@@ -313,7 +383,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=Path, help="latency.py --json output")
     parser.add_argument("--accuracy", type=Path, help="accuracy.py --json output")
-    parser.add_argument("--ann", type=Path, help="ann.py --json output (recall-vs-QPS plot)")
+    parser.add_argument(
+        "--ann",
+        type=Path,
+        help="ann.py --json output (recall-vs-QPS plot); from another machine it is shown in "
+        "a separate, labelled section, never as this run's",
+    )
     parser.add_argument("--exports", type=Path, help="exports.json written by `bench`")
     parser.add_argument("--steps", type=Path, help="steps.json written by gpu.sh (steps.py)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="Output stem.")
@@ -323,8 +398,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     args = parser.parse_args(argv)
     if args.latency is None and args.accuracy is None and args.steps is None:
         parser.error("pass --latency, --accuracy and/or --steps")
-    loaded = [_load(p) for p in (args.latency, args.accuracy, args.ann, args.exports, args.steps)]
-    paths = build_report(loaded[0], loaded[1], args.out, *loaded[2:], notes=args.note)
+    files = {"latency": args.latency, "accuracy": args.accuracy, "ann": args.ann}
+    sources = {kind: str(path) for kind, path in files.items() if path is not None}
+    latency, accuracy, ann, exports, steps = (
+        _load(p) for p in (args.latency, args.accuracy, args.ann, args.exports, args.steps)
+    )
+    try:
+        paths = build_report(
+            latency, accuracy, args.out, ann, exports, steps, args.note, sources=sources
+        )
+    except SketchsearchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(int(err.exit_code)) from None
     print(paths["md"].read_text())
     return paths
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 
 from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.data.split_spec import SplitPart, parse_split_spec
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.gallery.store import GalleryStore
 from sketchsearch.gallery.store_table import open_gallery
 from sketchsearch.runtime.engines.protocol import Engine
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         report = measure_reranking(engine, gallery, part, config)
     print(table(report))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        args.json.write_text(dumps(report, indent=1) + "\n")
         print(f"report: {args.json}")
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.data.hashing import file_sha256
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.gallery import GalleryItem, create_gallery, open_gallery
 from sketchsearch.runtime.engines.protocol import Engine
 from sketchsearch.runtime.engines.table import open_engine
@@ -140,7 +141,7 @@ def build_synthetic_gallery(
         else 1.0,
         "build_s": round(time.perf_counter() - start, 2),
     }
-    (folder / "built.json").write_text(json.dumps(facts, indent=1) + "\n")
+    (folder / "built.json").write_text(dumps(facts, indent=1) + "\n")
     return {"reused": False, **facts}
 
 
@@ -281,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = args.json or args.work / "retrieve_startup.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    out.write_text(dumps(report, indent=1) + "\n")
+    print(dumps(report, indent=1))
     print(summary_lines(report))
     print(f"wrote {out}")
     if not torch_free:

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sketchsearch.data import strict_json
+
 KIND = "sketchsearch-steps"
 STAGE_LABELS = {
     "export": "ONNX export",
@@ -78,7 +80,7 @@ def record_step(path: Path, entry: dict[str, Any]) -> None:
     """Append ``entry``; written to a temporary file and renamed, so a crash leaves the old."""
     steps = [*read_steps(path), entry]
     staged = path.with_name(f".{path.name}.tmp")
-    staged.write_text(json.dumps({"kind": KIND, "steps": steps}, indent=1) + "\n")
+    staged.write_text(strict_json.dumps({"kind": KIND, "steps": steps}, indent=1) + "\n")
     os.replace(staged, path)
 
 

@@ -28,7 +28,7 @@ times the step under 16-bit autocast, as the trainer's default precision on a GP
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import tempfile
 import time
 import warnings
@@ -44,6 +44,7 @@ from sketchsearch.benchmarks.machine_info import machine_facts
 from sketchsearch.data.layouts import scan
 from sketchsearch.data.split_file import build_split_file, save_split
 from sketchsearch.data.splits import SplitConfig, make_split
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.data.synth import SynthConfig, generate
 from sketchsearch.train.config import TrainConfig
 from sketchsearch.train.datamodule import RetrievalDataModule
@@ -282,6 +283,8 @@ def main() -> None:
         parser.error("give --data and --split together, or neither for the demo set")
     if min(args.batches, args.steps) < 1 or args.warmup < 0:
         parser.error("--batches and --steps must be at least 1, --warmup at least 0")
+    if not math.isfinite(args.pseudo_sketches) or args.pseudo_sketches < 0:  # float("nan") parses
+        parser.error(f"--pseudo-sketches {args.pseudo_sketches}: must be a number of at least 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="train-loader-") as tmp:
@@ -292,7 +295,7 @@ def main() -> None:
         figures = measure(args, root, split_path)
     print(table(figures))
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        args.json.write_text(dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

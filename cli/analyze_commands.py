@@ -6,7 +6,6 @@ the command, so that this module, and ``--help``, stay light.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,9 +14,11 @@ import click
 
 from sketchsearch.cli.options import EngineOption, FiniteFloat
 from sketchsearch.data.errors import UsageError
+from sketchsearch.data.strict_json import dumps, undefined_as_null
 from sketchsearch.train.cam_methods import METHODS
 
 if TYPE_CHECKING:
+    from sketchsearch.gallery.manifest import ModelRef
     from sketchsearch.runtime.evaluation.roc import RocReport
     from sketchsearch.runtime.evaluation.roc_pairs import PairSampling
 
@@ -35,7 +36,9 @@ def analyze() -> None:
 @click.option("--engine", cls=EngineOption, type=_PATH, purpose="Model to embed the queries")
 @click.option("--index", type=_PATH, help="Gallery folder: the pairs' gallery side.")
 @click.option("--split", "split_spec", metavar="SPLIT[:PART]", help="Queries (default part: val).")
-@click.option("--data", "data_root", type=_PATH, help="Data root of --split.")
+@click.option(
+    "--data", "data_root", type=_PATH, help="Data root of --split (default: the one it records)."
+)
 @click.option("--instance", is_flag=True, help="Positive = the sketch's own photo (engine mode).")
 @click.option("--seed", type=int, help="Seed of the pair sampling (engine mode; default 0).")
 @click.option("--max-pairs", type=click.IntRange(min=1), help="Per kind (default 200000).")
@@ -54,6 +57,19 @@ def analyze() -> None:
 @click.option(
     "--write-threshold", is_flag=True, help="Record the threshold in the --index gallery."
 )
+@click.option(
+    "--write-threshold-to",
+    "threshold_galleries",
+    type=_PATH,
+    multiple=True,
+    metavar="GALLERY",
+    help="Record the threshold in GALLERY too, e.g. the serving one (same model family).",
+)
+@click.option(
+    "--drop-gallery-queries",
+    is_flag=True,
+    help="Leave out queries that are gallery items (same bytes) instead of refusing (engine).",
+)
 def roc(
     pairs: Path | None,
     engine: Path | None,
@@ -70,6 +86,8 @@ def roc(
     out: Path | None,
     json_out: Path | None,
     write_threshold: bool,
+    threshold_galleries: tuple[Path, ...],
+    drop_gallery_queries: bool,
 ) -> None:
     """ROC, AUC, EER and the "no match" score threshold at a target FPR.
 
@@ -78,11 +96,18 @@ def roc(
     share the category (the instance with --instance), negatives do not; all pairs are used
     up to --max-pairs of each kind, beyond that a uniform sample with --seed.
 
+    The gallery is checked as `evaluate` checks it: a gallery of the query domain is refused
+    (exit 2), queries that are gallery items too unless --drop-gallery-queries. The threshold
+    is measured on a validation gallery; --write-threshold-to records it in the gallery that
+    serves (`retrieve` uses it), refused (exit 4) if that one is bound to another model.
+
     \b
     Examples:
       sketchsearch analyze roc --pairs scores.csv --out roc.png --json roc.json
       sketchsearch analyze roc --engine model.onnx --index gallery/ \\
           --split split.json:val --data DATA --target-fpr 0.01 --out roc.png --write-threshold
+      sketchsearch analyze roc --engine model.onnx --index val-gallery/ \\
+          --split split.json:val --data DATA --write-threshold-to serving-gallery/
     """
     from sketchsearch.runtime.evaluation.roc_pairs import PairSampling
 
@@ -95,6 +120,7 @@ def roc(
         "--provider": provider,
         "--threads": threads,
         "--batch-size": batch_size,
+        "--drop-gallery-queries": drop_gallery_queries or None,
     }
     if (pairs is None) == (engine is None):
         raise UsageError("give either --pairs CSV, or --engine MODEL with --index and --split")
@@ -102,11 +128,17 @@ def roc(
         raise UsageError("--write-threshold records the threshold in a gallery: add --index")
     if pairs is not None:
         given = [name for name, value in engine_only.items() if value is not None]
-        if index is not None and not write_threshold:
+        if index is not None and not (write_threshold or threshold_galleries):
             given.append("--index (without --write-threshold)")
         if given:
             raise UsageError(f"{', '.join(given)}: only used with --engine, not with --pairs")
+        if threshold_galleries and index is None:
+            raise UsageError(
+                "--write-threshold-to: with --pairs, add --index GALLERY (the gallery the "
+                "scores came from) so that the target's model can be checked"
+            )
         report = _pairs_report(pairs, target_fpr)
+        model = _gallery_model(index) if index is not None else None
     else:
         sampling = PairSampling(
             max_positives=max_pairs or PairSampling.max_positives,
@@ -114,13 +146,20 @@ def roc(
             seed=seed if seed is not None else PairSampling.seed,
         )
         options = _EngineOptions(engine, index, split_spec, data_root, provider, threads)
-        report = _engine_report(options, instance, sampling, target_fpr, batch_size or 32)
+        report, model = _engine_report(
+            options, instance, sampling, target_fpr, batch_size or 32, drop_gallery_queries
+        )
     _write_outputs(report, out, json_out)
-    if write_threshold and index is not None:
-        from sketchsearch.runtime.evaluation.roc_gallery import write_threshold as record
+    targets = ([index] if write_threshold and index is not None else []) + list(threshold_galleries)
+    if targets:
+        from sketchsearch.runtime.evaluation.roc_gallery import record_threshold, threshold_of
 
-        threshold = record(index, report)
-        click.echo(f"threshold {threshold.value:.4f} recorded in {index}")
+        threshold = threshold_of(report)
+        targets = list(dict.fromkeys(targets))
+        for target, note in zip(targets, record_threshold(targets, threshold, model), strict=True):
+            click.echo(f"threshold {threshold.value:.4f} recorded in {target}")
+            if note:
+                click.echo(f"  note: {note}")
 
 
 @dataclass(frozen=True)
@@ -147,7 +186,8 @@ def _engine_report(
     sampling: PairSampling,
     target_fpr: float,
     batch_size: int,
-) -> RocReport:
+    drop_gallery_queries: bool,
+) -> tuple[RocReport, ModelRef]:
     from sketchsearch.data.split_spec import parse_split_spec
     from sketchsearch.gallery.store_table import open_gallery
     from sketchsearch.runtime.engines.table import open_engine
@@ -161,7 +201,7 @@ def _engine_report(
         open_engine(options.engine, provider=options.provider, threads=options.threads) as engine,
         open_gallery(options.index, expected_model=model_ref(engine.card)) as gallery,
     ):
-        return roc_for_gallery(
+        report = roc_for_gallery(
             engine,
             gallery,
             part,
@@ -169,13 +209,25 @@ def _engine_report(
             sampling=sampling,
             target_fpr=target_fpr,
             batch_size=batch_size,
+            drop_gallery_queries=drop_gallery_queries,
         )
+        return report, model_ref(engine.card)
+
+
+def _gallery_model(index: Path) -> ModelRef:
+    """The model the --pairs scores came from: that of the gallery they were measured on."""
+    from sketchsearch.gallery.store_table import open_gallery
+
+    with open_gallery(index) as gallery:
+        return gallery.manifest.model
 
 
 def _write_outputs(report: RocReport, out: Path | None, json_out: Path | None) -> None:
     click.echo(report.describe())
     if json_out is not None:
-        json_out.write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
+        json_out.write_text(
+            dumps(undefined_as_null(report.to_dict()), indent=1) + "\n", encoding="utf-8"
+        )
         click.echo(f"report: {json_out}")
     if out is not None:
         from sketchsearch.runtime.evaluation.roc_plot import save_roc_plot

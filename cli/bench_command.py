@@ -17,7 +17,9 @@ _PATH = click.Path(path_type=Path)
 @click.option("--out", type=_PATH, required=True, help="Folder for models, JSON and report.")
 @click.option("--precisions", default="fp32,fp16,int8", show_default=True)
 @click.option("--split", "split_spec", metavar="SPLIT[:PART]", help="Default: the run's test.")
-@click.option("--data", "data_root", type=_PATH, help="Data root of --split.")
+@click.option(
+    "--data", "data_root", type=_PATH, help="Data root of --split (default: the one it records)."
+)
 @click.option("--batch-sizes", default="1,8,32", show_default=True)
 @click.option("--warmup", type=int, default=10, show_default=True)
 @click.option("--iters", type=int, default=100, show_default=True)
@@ -25,7 +27,18 @@ _PATH = click.Path(path_type=Path)
 @click.option("--providers", default="cpu,cuda,tensorrt", show_default=True)
 @click.option("--repeat", type=int, default=1, show_default=True, help="Latency runs (spread).")
 @click.option("--gallery-size", type=int, default=5000, show_default=True)
-@click.option("--ann", type=_PATH, help="ann.py JSON for the recall-vs-QPS plot.")
+@click.option(
+    "--ann",
+    type=_PATH,
+    help="ann.py JSON for the recall-vs-QPS panel; if measured on another machine it is shown "
+    "in a separate 'Not measured in this run' section. Default: no panel.",
+)
+@click.option(
+    "--ann-size",
+    type=click.IntRange(min=1000),
+    help="Measure the recall-vs-QPS panel in this run at N vectors (10000: about half a "
+    "minute on 2 cores). Default: no panel.",
+)
 def bench(
     checkpoint: Path,
     out: Path,
@@ -40,10 +53,13 @@ def bench(
     repeat: int,
     gallery_size: int,
     ann: Path | None,
+    ann_size: int | None,
 ) -> None:
     """Export CHECKPOINT (fp32/fp16/int8), measure latency and accuracy, write one table.
 
-    Backends this machine cannot run are listed as unavailable, with the reason.
+    Backends this machine cannot run are listed as unavailable, with the reason. The report
+    shows only what this run measured: the gallery's recall-vs-QPS panel needs --ann-size (or
+    --ann FILE, labelled with its machine and date when it is not this machine's).
 
     \b
     Example:
@@ -64,7 +80,7 @@ def bench(
         repeat=repeat,
     )
     config = BenchConfig(
-        checkpoint, out, parse_providers(precisions), split_spec, data_root, latency, ann
+        checkpoint, out, parse_providers(precisions), split_spec, data_root, latency, ann, ann_size
     )
     paths = run_bench(config, progress=lambda step: click.echo(step, err=True))
     click.echo(paths["md"].read_text())

@@ -137,6 +137,9 @@ def split(
 ) -> None:
     """Split ROOT into train/val/test deterministically and write OUT.
 
+    OUT records ROOT relative to itself, so `--split OUT:PART` finds the images without
+    `--data` while the two keep their places (`--data` still overrides it).
+
     \b
     Examples:
       sketchsearch data split data/sketchy --out split.json --policy soft --seed 0
@@ -159,13 +162,13 @@ def split(
     split_file = build_split_file(
         collection, config, result, classes_file.name if classes_file else None
     )
-    save_split(split_file, out)
+    save_split(split_file, out, data_root=root)  # recorded relative to OUT: --data optional
     if collection.warnings:
         click.echo(describe_warnings(collection), err=True)
     click.echo(describe_split(split_file, str(out)))
 
 
-@data.command()
+@data.command(short_help="Count ROOT's images per domain and category, and list misfits.")
 @click.argument("root", type=ROOT)
 @click.option(
     "--split",
@@ -212,7 +215,7 @@ def info(
         click.echo(describe_split(split_file, str(split_path)))
 
 
-@data.command()
+@data.command(short_help="Generate the synthetic demo data set (drawn photos and sketches).")
 @click.option(
     "--out",
     "out",
@@ -260,7 +263,7 @@ def synth(
         _write_sheet(out, contact_sheet, 6, 3)
 
 
-@data.command()
+@data.command(short_help="Write a contact sheet PNG of ROOT: photos beside their sketches.")
 @click.argument("root", type=ROOT)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--categories", type=int, default=6, show_default=True)
@@ -284,15 +287,20 @@ def _write_sheet(root: Path, out: Path, categories: int, photos_per_category: in
     click.echo(f"wrote contact sheet {path}")
 
 
-@data.command(name="list")
+@data.command(name="list", short_help="Print the image files of a split's part, one per line.")
 @click.argument("split_spec", metavar="SPLIT[:PART]")
-@click.option("--data", "data_root", type=ROOT, required=True, help="Data root of the split.")
+@click.option(
+    "--data",
+    "data_root",
+    type=ROOT,
+    help="Data root of the split (default: the one `data split` recorded in it).",
+)
 @click.option("--domain", help="Only this domain (e.g. sketch).")
 @click.option("--per-category", type=int, help="At most N images of each category.")
 @click.option("--limit", type=int, help="At most N images in all.")
 def list_items(
     split_spec: str,
-    data_root: Path,
+    data_root: Path | None,
     domain: str | None,
     per_category: int | None,
     limit: int | None,
@@ -301,7 +309,7 @@ def list_items(
 
     \b
     Example:
-      sketchsearch data list split.json:test --data DATA --domain sketch --per-category 1 \\
+      sketchsearch data list split.json:test --domain sketch --per-category 1 \\
           | retrieve --engine model.onnx --queries-from -
     """
     from sketchsearch.data.split_spec import parse_split_spec

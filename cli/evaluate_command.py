@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from sketchsearch.cli.options import EngineOption
 from sketchsearch.cli.retrieve_command import rerank_options
+from sketchsearch.data.strict_json import dumps, undefined_as_null
 
 _PATH = click.Path(path_type=Path)
 SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", "recall@10")
@@ -18,7 +18,9 @@ SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", 
 @click.option("--engine", cls=EngineOption, type=_PATH, required=True)
 @click.option("--index", type=_PATH, required=True, help="Gallery folder.")
 @click.option("--split", "split_spec", required=True, metavar="SPLIT[:PART]", help="Queries.")
-@click.option("--data", "data_root", type=_PATH, required=True, help="Data root of --split.")
+@click.option(
+    "--data", "data_root", type=_PATH, help="Data root of --split (default: the one it records)."
+)
 @click.option(
     "--direction",
     type=click.Choice(["sketch2photo", "photo2sketch"]),
@@ -26,6 +28,11 @@ SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", 
 )
 @click.option("--instance", is_flag=True, help="Relevant = the sketch's own photo, not category.")
 @click.option("--no-exact", is_flag=True, help="Skip the exhaustive-search comparison.")
+@click.option(
+    "--drop-gallery-queries",
+    is_flag=True,
+    help="Leave out queries that are themselves gallery items (same bytes) instead of refusing.",
+)
 @click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt.")
 @click.option("--threads", type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
@@ -40,6 +47,7 @@ def evaluate(
     direction: str | None,
     instance: bool,
     no_exact: bool,
+    drop_gallery_queries: bool,
     provider: str | None,
     threads: int | None,
     batch_size: int,
@@ -49,6 +57,11 @@ def evaluate(
     json_out: Path | None,
 ) -> None:
     """Embed a split part's queries, search the gallery, report mAP, P@k and recall@k.
+
+    The gallery must hold the direction's gallery domain: one built from a split records it,
+    and another domain is refused (exit 2) with the command that builds the right gallery. A
+    gallery built from a folder is evaluated with a warning (domain unknown). Queries that are
+    themselves gallery items are refused (exit 2) unless --drop-gallery-queries.
 
     \b
     Example:
@@ -81,12 +94,17 @@ def evaluate(
             batch_size=batch_size,
             ef=ef,
             reranking=reranking,
+            drop_gallery_queries=drop_gallery_queries,
         )
     reranked = f", re-ranked by {reranking.describe()}" if reranking.active else ""
     click.echo(
         f"{result.direction}, {result.match} relevance{reranked}: {result.queries} queries, "
         f"{result.gallery_items} gallery items ({result.seconds['total']:.1f} s)"
     )
+    if result.gallery is not None:
+        click.echo(f"  gallery: {result.gallery.source}")
+        for warning in result.gallery.warnings:
+            click.echo(f"warning: {warning}")
     header = f"  {'metric':<10} {'hnsw':>8}" + (f" {'exact':>8}" if result.exact else "")
     click.echo(header)
     for name in SHOWN:
@@ -100,5 +118,7 @@ def evaluate(
     for failure in result.failures:
         click.echo(f"  failed: {failure}", err=True)
     if json_out is not None:
-        json_out.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+        json_out.write_text(
+            dumps(undefined_as_null(result.to_dict()), indent=1) + "\n", encoding="utf-8"
+        )
         click.echo(f"report: {json_out}")

@@ -91,7 +91,6 @@ def onnx_command(no_logits: bool, json_out: Path | None, **options: Any) -> None
       sketchsearch export onnx --checkpoint run/best.ckpt --output model.int8.onnx \\
           --precision int8 --calib-split split.json:train --data DATA
     """
-    import json
     import warnings
 
     from sketchsearch.export.pipeline import ExportOptions, export_onnx
@@ -109,9 +108,10 @@ def onnx_command(no_logits: bool, json_out: Path | None, **options: Any) -> None
     for result in results:
         click.echo(describe_result(result))
     if json_out is not None:
+        from sketchsearch.data.strict_json import dumps
         from sketchsearch.export.summary import result_dict
 
-        json_out.write_text(json.dumps([result_dict(r) for r in results], indent=1) + "\n")
+        json_out.write_text(dumps([result_dict(r) for r in results], indent=1) + "\n")
 
 
 @click.command("verify")
@@ -153,14 +153,13 @@ def lint_command(model_path: Path, json_out: bool) -> None:
     Example:
       sketchsearch export lint model.int8.onnx
     """
-    import json
-
+    from sketchsearch.data.strict_json import dumps
     from sketchsearch.export.onnx_file import load_model
     from sketchsearch.export.tensorrt_lint import TensorRTCompatibilityError, lint_model
 
     report = lint_model(load_model(model_path))
     if json_out:
-        click.echo(json.dumps(report.to_dict(), indent=1))
+        click.echo(dumps(report.to_dict(), indent=1))
     else:
         for line in report.lines():
             click.echo(line)

@@ -37,11 +37,13 @@ def _engine_options(command: F) -> F:
     return command
 
 
-@gallery.command()
+@gallery.command(short_help="Embed a folder (or a split's photos) into a new gallery at OUT.")
 @_engine_options
 @click.option("--images", type=_PATH, help="Folder of images; sub-folders name the labels.")
 @click.option("--split", "split_spec", metavar="SPLIT[:PART]", help="Index a split's part.")
-@click.option("--data", "data_root", type=_PATH, help="Data root of --split.")
+@click.option(
+    "--data", "data_root", type=_PATH, help="Data root of --split (default: the one it records)."
+)
 @click.option("--domain", default="photo", show_default=True, help="Domain indexed from --split.")
 @click.option("--out", type=_PATH, required=True, help="New gallery folder.")
 @click.option("--no-default", is_flag=True, help="Do not record it as the model's default.")
@@ -68,7 +70,7 @@ def build(
     Examples:
       sketchsearch gallery build --engine model.onnx --images photos/ --out gallery/
       sketchsearch gallery build --engine model.onnx --split split.json:test \\
-          --data DATA --domain photo --out gallery/
+          --domain photo --out gallery/
     """
     from sketchsearch.data.errors import UsageError
     from sketchsearch.data.split_spec import parse_split_spec
@@ -84,7 +86,7 @@ def build(
     from sketchsearch.runtime.retriever import record_default_gallery
 
     if (images is None) == (split_spec is None):
-        raise UsageError("pass either --images DIR or --split SPLIT[:PART] --data ROOT")
+        raise UsageError("pass either --images DIR or --split SPLIT[:PART] [--data ROOT]")
     if images is not None:
         root, sources, origin = images, folder_sources(images), FOLDER_SOURCE
     else:
@@ -118,7 +120,7 @@ def build(
     return int(ExitCode.FAILURE) if report.failed else int(ExitCode.OK)
 
 
-@gallery.command()
+@gallery.command(short_help="Add image files or folders under the gallery's root; commit.")
 @_engine_options
 @click.argument("directory", type=_PATH)
 @click.argument("paths", type=_PATH, nargs=-1, required=True)

@@ -5,13 +5,13 @@ Each command opens the gallery, calls one method and prints the outcome.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from sketchsearch.data.errors import ExitCode
+from sketchsearch.data.strict_json import dumps
 
 GALLERY_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -21,7 +21,7 @@ def gallery() -> None:
     """Inspect and maintain galleries (HNSW index + SQLite metadata + manifest)."""
 
 
-@gallery.command()
+@gallery.command(short_help="Show a gallery's model, parameters and counts; check its files.")
 @click.argument("directory", type=GALLERY_DIR)
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
 def info(directory: Path, as_json: bool) -> None:
@@ -37,12 +37,13 @@ def info(directory: Path, as_json: bool) -> None:
         info = opened.info()
     facts = asdict(info)
     if as_json:
-        click.echo(json.dumps(facts, indent=1))
+        click.echo(dumps(facts, indent=1))
         return
     facts["threshold"] = (
         info.threshold.describe()
         if info.threshold
-        else "none (`sketchsearch analyze roc --write-threshold` sets one)"
+        else "none (`sketchsearch analyze roc --write-threshold` or "
+        "`sketchsearch gallery threshold copy` sets one)"
     )
     facts["source"] = (
         info.source.describe() if info.source else "not recorded (an older gallery): domain unknown"
@@ -52,7 +53,7 @@ def info(directory: Path, as_json: bool) -> None:
         click.echo(f"{key.ljust(width)}  {value}")
 
 
-@gallery.command()
+@gallery.command(short_help="Remove items by path (relative to the gallery root) or id.")
 @click.argument("directory", type=GALLERY_DIR)
 @click.argument("paths", nargs=-1)
 @click.option("--id", "ids", type=int, multiple=True, help="Remove by item id (repeatable).")
@@ -83,7 +84,7 @@ def remove(
         ctx.exit(int(ExitCode.BAD_INPUT))
 
 
-@gallery.command()
+@gallery.command(short_help="Rebuild the index without deleted items, keeping item ids.")
 @click.argument("directory", type=GALLERY_DIR)
 def compact(directory: Path) -> None:
     """Rebuild the index without deleted items, keeping item ids, and commit.
@@ -101,7 +102,9 @@ def compact(directory: Path) -> None:
     click.echo(f"dropped {gone} deleted item(s); index.bin {before:,} → {after:,} bytes")
 
 
-@gallery.command(name="export")
+@gallery.command(
+    name="export", short_help="Write the live vectors, ids and metadata to an .npz file."
+)
 @click.argument("directory", type=GALLERY_DIR)
 @click.option(
     "--out",
@@ -123,3 +126,47 @@ def export_vectors(directory: Path, out: Path) -> None:
         exported = opened.export_vectors()
     write_npz(exported, out)
     click.echo(f"wrote {len(exported.ids)} vectors of dimension {exported.manifest.dim} to {out}")
+
+
+@gallery.group()
+def threshold() -> None:
+    """Move the "no match" threshold to the gallery that serves.
+
+    `analyze roc` measures it on a validation gallery; `retrieve` reads it from the gallery it
+    searches. Copy it across; the target must be bound to the same model family (exit 4).
+    """
+
+
+@threshold.command(name="copy")
+@click.option("--from", "source", type=GALLERY_DIR, required=True, help="Gallery that has one.")
+@click.argument("target", type=GALLERY_DIR)
+def copy_threshold(source: Path, target: Path) -> None:
+    """Copy the threshold recorded in --from into TARGET, and commit.
+
+    \b
+    Example:
+      sketchsearch gallery threshold copy --from val-gallery/ serving-gallery/
+    """
+    from sketchsearch.runtime.evaluation.roc_gallery import copy_threshold as copy
+
+    copied, note = copy(source, target)
+    click.echo(f"threshold {copied.value:.4f} copied from {source} into {target}")
+    if note:
+        click.echo(f"  note: {note}")
+
+
+@threshold.command(
+    name="clear", short_help="Remove the gallery's threshold: every result becomes confident."
+)
+@click.argument("directory", type=GALLERY_DIR)
+def clear_threshold(directory: Path) -> None:
+    """Remove the gallery's threshold: `retrieve` then marks every result confident.
+
+    \b
+    Example:
+      sketchsearch gallery threshold clear serving-gallery/
+    """
+    from sketchsearch.runtime.evaluation.roc_gallery import set_threshold
+
+    set_threshold(directory, None, None)
+    click.echo(f"threshold cleared in {directory}")

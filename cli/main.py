@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from sketchsearch.data.errors import ExitCode, SketchsearchError
+from sketchsearch.data.regular_file import max_file_bytes
 
 # name -> ("module:attribute", one-line help); later layers register their groups here. The
 # help is written here so that `sketchsearch --help` imports no subcommand.
@@ -96,6 +97,7 @@ def _debug_requested() -> bool:
 def run(command: click.Command, args: list[str] | None = None) -> int:
     """Run a command; a SketchsearchError becomes one line on stderr and its exit code."""
     try:
+        max_file_bytes()  # a bad limit in the environment stops every command before it starts
         # Without standalone mode, click returns the code of ctx.exit(code) instead of exiting.
         result = command.main(args=args, standalone_mode=False)
     except SketchsearchError as err:

@@ -6,13 +6,13 @@ the work is in ``sketchsearch.benchmarks.real``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from sketchsearch.benchmarks.real import ablation_runner, openmoji_build, quality_runner
+from sketchsearch.data.strict_json import dumps
 
 
 @click.command()
@@ -147,5 +147,5 @@ def quality(
             "machine": machine_facts(),
             "rows": [asdict(row) for row in rows],
         }
-        json_out.write_text(json.dumps(report, indent=1) + "\n")
+        json_out.write_text(dumps(report, indent=1) + "\n")
         click.echo(f"report: {json_out}")

@@ -7,8 +7,10 @@ unavailable backend.
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -57,8 +59,9 @@ class RetrieveSetupError(SketchsearchError):
 @click.option(
     "--queries-from",
     "query_list",
-    type=click.File("rb"),  # bytes: a line that is not a path fails alone (query_paths)
-    help="File listing query images, one per line ('-': standard input).",
+    type=click.File("rb"),  # bytes: a line that is not a path fails alone (query_stream)
+    help="File listing query images, one per line ('-': standard input); answers are "
+    "printed as the lines arrive.",
 )
 @click.option(
     "-k",
@@ -68,7 +71,12 @@ class RetrieveSetupError(SketchsearchError):
     show_default=True,
     help="How many results to show for each query.",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per query (stable).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line and query (JSON Lines, stable), printed as answered.",
+)
 @click.option("--grid", type=_PATH, help="Write a PNG contact sheet of queries and results.")
 @click.option(
     "--explain",
@@ -110,6 +118,9 @@ def retrieve(
 ) -> int:
     """Find the gallery images that match each query image.
 
+    Answers are printed (and flushed) batch by batch as they are ready: a --queries-from
+    pipe is answered as its lines arrive. --grid is drawn once every query is answered.
+
     \b
     Examples:
       retrieve --engine model.onnx --query sketch.png
@@ -135,11 +146,11 @@ def retrieve(
         from sketchsearch.runtime.retriever_setup import (
             RetrieverConfig,
             open_retriever,
-            query_paths,
+            query_stream,
         )
 
         reranking = rerank_config(rerank, rerank_k)
-        paths = query_paths(queries, query_dir, query_list)
+        paths = query_stream(queries, query_dir, query_list)  # a list is read as it is answered
         config = RetrieverConfig(engine, index, provider, threads, min_score, reranking)
         retriever, gallery_dir = open_retriever(config)
     except SketchsearchError as err:
@@ -148,12 +159,11 @@ def retrieve(
         raise RetrieveSetupError(str(err)) from None
     with retriever.engine:  # closed after the output, which names its device
         with retriever.gallery:
-            answers = retriever.search_files(paths, k=k, ef=ef)
-        if as_json:
-            for answer in answers:
-                click.echo(_json_answer(answer, retriever, gallery_dir, k))
-        else:
-            click.echo(_table(answers, retriever))
+            printer = _Printer(retriever, gallery_dir, k, as_json, keep=grid is not None)
+            _answer_all(retriever, paths, printer, ef, debug)
+            # what tells a miss (a category the gallery holds, not found) from an unknown one
+            gallery_labels = retriever.gallery.labels() if grid is not None else None
+        answers = printer.kept
         if grid is not None:
             from sketchsearch.runtime.output.grid import render_grid
 
@@ -161,19 +171,65 @@ def retrieve(
                 overlays = None
                 if explain is not None:
                     overlays = _explain(explain, answers, retriever.engine.card.family, cam_method)
-                render_grid(answers, grid, overlays=overlays)
+                render_grid(answers, grid, overlays=overlays, gallery_labels=gallery_labels)
             except (SketchsearchError, OSError) as err:  # after answering: still a setup problem
                 if debug:
                     raise
                 where = f"{err.filename}: " if isinstance(err, OSError) and err.filename else ""
                 raise RetrieveSetupError(f"--grid: {where}{err}") from None
             click.echo(f"grid: {grid}", err=as_json)
-        failed = [answer for answer in answers if answer.error]
+        failed = printer.failed
         for answer in failed:
             click.echo(f"error: {answer.query}: {answer.error}", err=True)
         if not as_json:
-            click.echo(f"{len(answers)} queries in {time.perf_counter() - start:.2f} s", err=True)
+            elapsed = time.perf_counter() - start
+            click.echo(f"{printer.count} queries in {elapsed:.2f} s", err=True)
     return int(ExitCode.FAILURE) if failed else int(ExitCode.OK)
+
+
+@dataclass
+class _Printer:
+    """Prints each batch's answers as soon as they are ready (and flushes), keeping only what
+    comes after the last batch: the failures, and every answer only for ``--grid``."""
+
+    retriever: Any
+    gallery_dir: Path
+    k: int
+    as_json: bool
+    keep: bool
+    count: int = 0
+    failed: list[Any] = field(default_factory=list)
+    kept: list[Any] = field(default_factory=list)
+
+    def show(self, answers: list[Any]) -> None:
+        if self.as_json:
+            lines = [_json_answer(a, self.retriever, self.gallery_dir, self.k) for a in answers]
+            click.echo("\n".join(lines))
+        else:
+            click.echo(_table(answers, self.retriever))
+        sys.stdout.flush()  # a reader of the pipe sees this batch now, not at exit
+        self.count += len(answers)
+        self.failed.extend(answer for answer in answers if answer.error)
+        if self.keep:
+            self.kept.extend(answers)
+
+
+def _answer_all(
+    retriever: Any, paths: Iterable[Any], printer: _Printer, ef: int | None, debug: bool
+) -> None:
+    """Answer the queries batch by batch as they are read; an error before the first answer
+    (an empty list of queries) is a setup error, exit code 2, like any other."""
+    from sketchsearch.runtime.retriever import QUERY_BATCH
+    from sketchsearch.runtime.retriever_setup import ready_batches
+
+    batches = retriever.search_batches(ready_batches(paths, QUERY_BATCH), k=printer.k, ef=ef)
+    try:
+        for answers in batches:
+            printer.show(answers)
+    except SketchsearchError as err:
+        if debug or printer.count:
+            raise
+        raise RetrieveSetupError(str(err)) from None
 
 
 def _explain(checkpoint: Path, answers: list[Any], family: str, method: str) -> Any:

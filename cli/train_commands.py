@@ -186,7 +186,9 @@ def find_lr(
     plot: Path | None,
     **options: Any,
 ) -> None:
-    """Run Lightning's learning-rate finder; print the suggestion and save the plot.
+    """Suggest a learning rate with Lightning's finder; save the plot.
+
+    Prints the suggested rate and writes the loss-vs-lr plot (--plot).
 
     \b
     Example:

@@ -34,6 +34,10 @@ class FileFormat:
     json_message: str = JSON_MESSAGE  # with {msg} and {lineno} (of the JSON error)
     version_message: str = VERSION_MESSAGE  # with {noun}, {found} and {version}
     keys_message: str = KEYS_MESSAGE  # with {unknown} and {missing}
+    # Older layouts this version still reads (files are always written at ``version``): a new
+    # key or a new field shape bumps ``version``, so an older sketchsearch says "format version
+    # N" about a newer file instead of misreading it.
+    also_reads: tuple[int, ...] = ()
 
     def parse(self, text: str, source: str) -> object:
         """The JSON value of ``text``; a refusal naming ``source`` when it is not JSON."""
@@ -47,10 +51,12 @@ class FileFormat:
         """``raw`` as a dict, once its format, version and keys are those of ``cls``."""
         if not isinstance(raw, dict) or raw.get("format") != self.tag:
             raise self.error(f"{source}: not a sketchsearch {self.noun}")
-        if raw.get("format_version") != self.version:
-            message = self.version_message.format(
-                noun=self.noun, found=raw.get("format_version"), version=self.version
-            )
+        found = raw.get("format_version")
+        readable = (self.version, *self.also_reads)
+        if isinstance(found, bool) or found not in readable:
+            older = " and ".join(str(v) for v in sorted(self.also_reads))
+            version = f"{self.version} (and {older})" if older else str(self.version)
+            message = self.version_message.format(noun=self.noun, found=found, version=version)
             raise self.error(f"{source}: {message}")
         self.check_keys(raw, cls, source)
         return raw

@@ -5,17 +5,21 @@ header records how the split was made and a fingerprint of the file list, so reu
 a data root that has changed since is detected instead of silently mixing data. Every item path
 must pass ``check_relative_path`` (``safe_paths.py``) when the file is read, so an edited split
 can never make a command open a file outside ``--data``.
+
+``data_root`` (optional; files written before it was added lack it) records where the data was,
+relative to the split file's own folder, so ``--split split.json:test`` finds its images without
+``--data`` while the split and the data move together; ``--data`` still overrides it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sketchsearch.data import strict_json
 from sketchsearch.data.atomic_file import write_text_atomic
 from sketchsearch.data.errors import SplitFileError, SplitMismatchError
 from sketchsearch.data.file_format import FileFormat
@@ -24,12 +28,14 @@ from sketchsearch.data.safe_paths import UnsafePathError, check_relative_path
 from sketchsearch.data.splits import PARTS, SplitConfig, SplitResult, fingerprint
 
 SPLIT_FORMAT = "sketchsearch-split"
-SPLIT_FORMAT_VERSION = 1
+# 2: the optional data_root key. Version 1 files (no data_root) are still read.
+SPLIT_FORMAT_VERSION = 2
 SPLIT_FILE = FileFormat(
     SPLIT_FORMAT,
     SPLIT_FORMAT_VERSION,
     "split file",
     SplitFileError,
+    also_reads=(1,),
     json_message="not valid JSON ({msg}, line {lineno})",
     version_message=(
         "split format version {found!r}, this version of sketchsearch reads version "
@@ -58,15 +64,33 @@ class SplitFile:
     warnings: dict[str, int]
     created_by: str
     items: dict[str, dict[str, tuple[str, ...]]]
+    data_root: str | None = None  # relative to the split file's folder; None: not recorded
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, ensure_ascii=False) + "\n"
+        return strict_json.dumps(asdict(self), indent=1, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str, source: str = "<split>") -> SplitFile:
         converted = _with_tuples(SPLIT_FILE.load(text, cls, source))
         _check_item_paths(converted["items"], source)
+        root = converted.get("data_root")
+        # Relative to the split file, as `data split` writes it: an absolute root would let a
+        # shared split file point commands at any folder of the machine that reads it.
+        if root is not None and (
+            not isinstance(root, str) or not root or "\0" in root or os.path.isabs(root)
+        ):
+            raise SplitFileError(
+                f"{source}: data_root must be a folder path relative to the split file, not "
+                f"{root!r}; re-run `sketchsearch data split` or remove the key"
+            )
         return cls(**converted)
+
+    def recorded_root(self, source: str | os.PathLike[str]) -> Path | None:
+        """The data root this split records, resolved against the folder of ``source`` (the
+        split file); None when the file does not record one."""
+        if self.data_root is None:
+            return None
+        return Path(os.path.normpath(Path(source).parent / self.data_root))
 
     def part_items(self, part: str) -> list[Item]:
         if part not in self.items:
@@ -138,10 +162,20 @@ def build_split_file(
     )
 
 
-def save_split(split: SplitFile, path: str | os.PathLike[str]) -> Path:
-    """Write atomically: a crash leaves the old file or the new one, never half of one."""
+def save_split(
+    split: SplitFile,
+    path: str | os.PathLike[str],
+    data_root: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write atomically: a crash leaves the old file or the new one, never half of one.
+
+    With ``data_root``, the file records it relative to its own folder (``--split`` then
+    needs no ``--data`` while the two keep their relative places)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if data_root is not None:
+        relative = os.path.relpath(Path(data_root).resolve(), target.resolve().parent)
+        split = replace(split, data_root=Path(relative).as_posix())
     return write_text_atomic(target, split.to_json())  # the umask's mode, like any output
 
 

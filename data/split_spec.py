@@ -1,7 +1,7 @@
 """``split.json:part`` arguments: the images of one part of a split, as absolute paths.
 
-Split files hold paths relative to the data root (so a data set can move), so every command
-that reads images through a split also takes ``--data ROOT``.
+Split files hold paths relative to the data root (so a data set can move). The root is
+``--data ROOT`` when given, else the one ``data split`` recorded in the file (relative to it).
 """
 
 from __future__ import annotations
@@ -41,16 +41,33 @@ class SplitPart:
 def parse_split_spec(
     spec: str, root: str | os.PathLike[str] | None, default_part: str = "test"
 ) -> SplitPart:
-    """``split.json`` or ``split.json:val``; the data root must be given (``--data``)."""
+    """``split.json`` or ``split.json:val``; the data root is ``root`` (``--data``), else the
+    one the split file records."""
     path, _, part = spec.rpartition(":") if _has_part(spec) else (spec, "", default_part)
     if part not in PARTS:
         raise UsageError(f"--split {spec!r}: unknown part {part!r}; use one of {', '.join(PARTS)}")
+    split = read_split(path)
     if root is None:
-        raise UsageError(f"--split {spec}: also pass --data ROOT, the folder the split indexes")
+        return SplitPart(split, Path(path), part, _recorded_root(split, spec, path))
     data_root = Path(root)
     if not data_root.is_dir():
         raise UsageError(f"--data {data_root}: not a folder")
-    return SplitPart(read_split(path), Path(path), part, data_root)
+    return SplitPart(split, Path(path), part, data_root)
+
+
+def _recorded_root(split: SplitFile, spec: str, path: str) -> Path:
+    recorded = split.recorded_root(path)
+    if recorded is None:
+        raise UsageError(
+            f"--split {spec}: the split file does not record its data root (made before "
+            "sketchsearch recorded it): pass --data ROOT, the folder the split indexes"
+        )
+    if not recorded.is_dir():
+        raise UsageError(
+            f"--split {spec}: the data root it records, {recorded}, is not a folder (moved?): "
+            "pass --data ROOT"
+        )
+    return recorded
 
 
 def _has_part(spec: str) -> bool:

@@ -49,3 +49,20 @@ def non_finite_path(obj: Any, path: str = "$") -> tuple[str, float] | None:
         if found is not None:
             return found
     return None
+
+
+def undefined_as_null(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by None, which JSON writes as ``null``.
+
+    For measurements where a non-finite value means "undefined" rather than a bug: mAP when no
+    query has a relevant item, the cosine of an exported model that outputs NaN. A report of
+    such a run must still be written (and its command exit with its own code), so its writer
+    opts in here; every other writer keeps the refusal of :func:`dumps`.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: undefined_as_null(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [undefined_as_null(value) for value in obj]
+    return obj

@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 
 from sketchsearch.data.errors import UsageError
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.export.graph import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAMES, export_graph
 from sketchsearch.export.images import ExportImages, check_calibration_count, resolve_images
 from sketchsearch.export.int8_calibration import AUTO, CalibrationChoice, choose
@@ -169,7 +170,7 @@ def _export_one(
         }
         report = None
         if not (options.verify and images is not None):
-            report_path.write_text(json.dumps({**header, "verified": False}, indent=1) + "\n")
+            report_path.write_text(dumps({**header, "verified": False}, indent=1) + "\n")
         else:
             report = converted.verification or verify_file(
                 staged, loaded, card, images.verification, images.source

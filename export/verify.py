@@ -8,7 +8,6 @@ which is what users notice first when int8 goes wrong.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sketchsearch.data.errors import ExitCode, SketchsearchError
+from sketchsearch.data.strict_json import dumps, undefined_as_null
 from sketchsearch.runtime.pipeline import load_image
 from sketchsearch.runtime.preprocess import PreprocessConfig
 
@@ -161,7 +161,7 @@ def _retrieval_agreement(ref: np.ndarray, cand: np.ndarray) -> tuple[float, floa
 
 
 def write_report(report: VerificationReport, path: Path, extra: dict[str, Any]) -> None:
-    path.write_text(json.dumps({**extra, **report.to_dict()}, indent=1) + "\n")
+    path.write_text(dumps(undefined_as_null({**extra, **report.to_dict()}), indent=1) + "\n")
 
 
 def onnx_embeddings(path: Path, images: np.ndarray, input_name: str, dtype: str) -> np.ndarray:

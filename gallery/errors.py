@@ -21,6 +21,16 @@ class GalleryCorruptError(SketchsearchError):
     exit_code = ExitCode.BAD_INPUT
 
 
+class GalleryWriteError(SketchsearchError, OSError):
+    """A commit that could not be written whole (a full disk, a quota, a file-size limit).
+
+    Nothing was committed: the previous generation is still the gallery. Exit code 3 like
+    other trouble with the files themselves. Also an OSError, which it replaces.
+    """
+
+    exit_code = ExitCode.BAD_INPUT
+
+
 class GalleryMismatchError(SketchsearchError):
     """A gallery built with another model family than the one querying it."""
 

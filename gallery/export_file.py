@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.gallery.results import ExportedVectors
 
 
@@ -27,6 +27,6 @@ def write_npz(exported: ExportedVectors, path: str | os.PathLike[str]) -> Path:
             instance=np.array([r.instance or "" for r in rows], dtype=str),
             sha256=np.array([r.sha256 for r in rows], dtype=str),
             added_at=np.array([r.added_at for r in rows], dtype=str),
-            manifest=np.array(json.dumps(asdict(exported.manifest))),
+            manifest=np.array(dumps(asdict(exported.manifest))),
         )
     return target

@@ -12,6 +12,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from sketchsearch.gallery.errors import GalleryCorruptError, GalleryWriteError
 from sketchsearch.gallery.hnsw_file import IndexFacts, check_index_file
 from sketchsearch.gallery.scores import distance_to_score, exact_scores
 
@@ -54,7 +55,20 @@ class VectorIndex:
         return cls(index, space, ef), facts
 
     def save(self, path: Path) -> None:
-        self.raw.save_index(str(path))
+        """Save, then check the file: on a full disk hnswlib can write a short file and not
+        raise (it does not check its stream), which the commit must not record."""
+        try:
+            self.raw.save_index(str(path))
+        except RuntimeError as err:  # hnswlib: "Cannot open file"
+            raise GalleryWriteError(f"{path.name} could not be written ({err})") from None
+        try:
+            check_index_file(path, dim=self.raw.dim, count=self.raw.element_count, m=self.raw.M)
+        except GalleryCorruptError as err:
+            size = path.stat().st_size
+            raise GalleryWriteError(
+                f"{path.name} was written short ({size} bytes: {str(err).rsplit(': ', 1)[-1]}): "
+                "free some space and run the command again"
+            ) from None
 
     @property
     def capacity(self) -> int:

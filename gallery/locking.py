@@ -5,11 +5,16 @@ one writer at a time (others wait up to a timeout, then get GalleryBusyError); `
 is held exclusively only while a commit renames files into place, and shared by readers while
 they load, so no reader ever loads half a commit. Both holders are brief, so those two wait
 without a timeout.
+
+Lock files are dotfiles, so ``cp g/* new/`` leaves them behind. Both are created when missing:
+a writer creates its own, and a reader creates ``.commit.lock``; a reader that cannot create
+it (a read-only copy) reads without it, as no writer can commit in a folder it cannot write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -29,8 +34,9 @@ class FileLock:
 
     def acquire(self, exclusive: bool, timeout: float | None) -> None:
         """Take the lock; ``timeout=None`` waits as long as it takes."""
-        flags = os.O_RDWR | os.O_CREAT if exclusive else os.O_RDONLY
-        descriptor = os.open(self.path, flags, 0o644)
+        descriptor = self._open(exclusive)
+        if descriptor is None:
+            return  # a shared lock in a folder nobody can write: nothing to wait for
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         try:
             if timeout is None:
@@ -44,6 +50,20 @@ class FileLock:
         if exclusive:
             os.ftruncate(descriptor, 0)
             os.write(descriptor, str(os.getpid()).encode())
+
+    def _open(self, exclusive: bool) -> int | None:
+        if exclusive:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            return os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        try:
+            return os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return None
+            raise
 
     def _poll(self, descriptor: int, mode: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

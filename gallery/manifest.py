@@ -1,28 +1,33 @@
 """The gallery manifest: what was indexed, with which model and parameters, in which files.
 
 It is written last when a gallery is saved, so it is the commit point: the files it names,
-with the sizes it records, are the gallery. Readers trust nothing the manifest does not vouch
-for.
+with the sizes and SHA-256 digests it records, are the gallery. Readers trust nothing the
+manifest does not vouch for, and a damaged manifest (invalid UTF-8, nesting deeper than the
+parser's recursion limit, numbers beyond 64 bits) is a GalleryCorruptError like any other.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sketchsearch.data.file_format import FileFormat
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.gallery.errors import GalleryCorruptError
 
 GALLERY_FORMAT = "sketchsearch-gallery"
-GALLERY_FORMAT_VERSION = 1
+# 2: files record {size, sha256}; optional source. Version 1 ({name: size}) is still read and
+# is written as 2 at the next commit.
+GALLERY_FORMAT_VERSION = 2
 MANIFEST = FileFormat(
     GALLERY_FORMAT,
     GALLERY_FORMAT_VERSION,
     "gallery manifest",
     GalleryCorruptError,
+    also_reads=(1,),
     json_message="not valid JSON ({msg})",
     version_message=(
         "gallery format version {found!r}; this version of sketchsearch reads version {version}"
@@ -90,7 +95,7 @@ class MatchThreshold:
         for name in _NUMBERS:
             value = raw[name]
             is_number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not is_number or not math.isfinite(value):
+            if not is_number or not _finite(value):
                 raise GalleryCorruptError(f"{source}: threshold.{name} must be a finite number")
             if name != "value" and not 0.0 <= value <= 1.0:
                 raise GalleryCorruptError(f"{source}: threshold.{name} {value} is not a rate")
@@ -114,6 +119,38 @@ class MatchThreshold:
 
 
 SOURCE_KINDS = ("split", "folder", "mixed")
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One data file of a generation as the commit wrote it: its size and SHA-256.
+
+    ``sha256`` is None for galleries written before digests were recorded (their manifests
+    map names to bare sizes, which are still read).
+    """
+
+    size: int
+    sha256: str | None = None
+
+    @classmethod
+    def from_raw(cls, raw: object, source: str) -> FileRecord:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = {"size": raw}  # the format before digests
+        if not isinstance(raw, dict):
+            raise GalleryCorruptError(f"{source}: files must map file names to sizes in bytes")
+        MANIFEST.check_keys(raw, cls, f"{source}: files")
+        _check_int(raw, "size", 0, f"{source}: files", INT64_MAX)
+        digest = raw.get("sha256")
+        if digest is not None and not (
+            isinstance(digest, str) and len(digest) == 64 and set(digest) <= set(_HEX)
+        ):
+            raise GalleryCorruptError(f"{source}: files.sha256 must be 64 hex digits or null")
+        return cls(size=raw["size"], sha256=digest)
+
+
+_HEX = "0123456789abcdef"
 
 
 @dataclass(frozen=True)
@@ -131,6 +168,8 @@ class GallerySource:
     split_fingerprint: str | None = None
     part: str | None = None
     split_file: str | None = None  # as it was given to `gallery build`, for messages only
+    # Items were removed after the build: the domain still holds, but not the whole part.
+    partial: bool = False
 
     @classmethod
     def from_dict(cls, raw: object, source: str) -> GallerySource:
@@ -145,15 +184,18 @@ class GallerySource:
             value = raw.get(name)
             if value is not None and not (isinstance(value, str) and value):
                 raise GalleryCorruptError(f"{source}: source.{name} must be a string or null")
+        if not isinstance(raw.get("partial", False), bool):
+            raise GalleryCorruptError(f"{source}: source.partial must be true or false")
         return cls(**raw)
 
     def describe(self) -> str:
         if self.kind == "folder":
             return "a folder of images (domain unknown)"
         where = f"{self.split_file or 'split'}:{self.part} (fingerprint {self.split_fingerprint})"
+        removed = ", some removed later" if self.partial else ""
         if self.kind == "mixed":
-            return f"{where}, plus files added later (domain unknown)"
-        return f"the {self.domain} images of {where}"
+            return f"{where}, plus files added later{removed} (domain unknown)"
+        return f"the {self.domain} images of {where}{removed}"
 
 
 @dataclass(frozen=True)
@@ -173,7 +215,7 @@ class GalleryManifest:
     root: str | None  # item paths are relative to this folder
     created_at: str
     updated_at: str
-    files: dict[str, int]  # file name -> size in bytes, checked on open
+    files: dict[str, FileRecord]  # file name -> size (checked on open) and digest
     # Optional, and left out of the file while unset, so that galleries without a threshold
     # stay readable by versions that predate it.
     threshold: MatchThreshold | None = None
@@ -185,11 +227,14 @@ class GalleryManifest:
         for optional in ("threshold", "source"):
             if raw[optional] is None:
                 del raw[optional]
-        return json.dumps(raw, indent=1, ensure_ascii=False) + "\n"
+        return dumps(raw, indent=1, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str, source: str) -> GalleryManifest:
-        raw = MANIFEST.load(text, cls, source)
+        try:
+            raw = MANIFEST.load(text, cls, source)
+        except RecursionError:  # json's parser recurses once per nesting level
+            raise GalleryCorruptError(f"{source}: not valid JSON (nested too deeply)") from None
         _check_types(raw, source)
         model = ModelRef.from_dict(raw["model"], source)
         if model.dim != raw["dim"]:
@@ -202,37 +247,65 @@ class GalleryManifest:
         origin = raw.get("source")
         if origin is not None:
             origin = GallerySource.from_dict(origin, source)
-        return cls(**{**raw, "model": model, "threshold": threshold, "source": origin})
+        files = {name: FileRecord.from_raw(value, source) for name, value in raw["files"].items()}
+        return cls(
+            **{**raw, "model": model, "threshold": threshold, "source": origin, "files": files}
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> GalleryManifest:
+        """The manifest at ``path``; GalleryCorruptError unless it is UTF-8 and well-formed."""
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise GalleryCorruptError(
+                f"{path}: not UTF-8 text (byte {err.start}); the manifest is damaged"
+            ) from None
+        return cls.from_json(text, str(path))
 
     def committed(self, **changes: Any) -> GalleryManifest:
-        """The manifest of the next generation."""
-        return replace(self, generation=self.generation + 1, updated_at=now(), **changes)
+        """The manifest of the next generation, in this version's layout."""
+        return replace(
+            self,
+            format_version=GALLERY_FORMAT_VERSION,
+            generation=self.generation + 1,
+            updated_at=now(),
+            **changes,
+        )
 
 
-_MINIMUMS = {
-    "generation": 0,
-    "dim": 1,
-    "M": 2,
-    "ef_construction": 1,
-    "ef": 1,
-    "live": 0,
-    "deleted": 0,
-    "max_elements": 0,
+# name -> (minimum, maximum). The maxima are what hnswlib's C++ types hold (its dim is an
+# int; M, ef and counts are size_t), so a damaged number is refused here instead of
+# overflowing inside hnswlib.
+_RANGES = {
+    "generation": (0, INT64_MAX),
+    "dim": (1, INT32_MAX),
+    "M": (2, 2**15 - 1),  # 2 M neighbour ids must fit the 16-bit count of a level-0 list
+    "ef_construction": (1, INT32_MAX),
+    "ef": (1, INT32_MAX),
+    "live": (0, INT64_MAX),
+    "deleted": (0, INT64_MAX),
+    "max_elements": (0, INT64_MAX),
 }
 
 
-def _check_int(raw: dict[str, Any], name: str, minimum: int, source: str) -> None:
+def _check_int(
+    raw: dict[str, Any], name: str, minimum: int, source: str, maximum: int = INT32_MAX
+) -> None:
     value = raw.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise GalleryCorruptError(f"{source}: {name} must be an integer ≥ {minimum}, not {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+        raise GalleryCorruptError(
+            f"{source}: {name} must be an integer from {minimum} to {maximum}, not {shown}"
+        )
 
 
 def _check_types(raw: dict[str, Any], source: str) -> None:
     """Field types and ranges: a hand-edited manifest must fail here, not inside hnswlib."""
     from sketchsearch.gallery.scores import SPACES
 
-    for name, minimum in _MINIMUMS.items():
-        _check_int(raw, name, minimum, source)
+    for name, (minimum, maximum) in _RANGES.items():
+        _check_int(raw, name, minimum, source, maximum)
     if raw["space"] not in SPACES:
         raise GalleryCorruptError(f"{source}: space {raw['space']!r} is not one of {SPACES}")
     for name in ("created_at", "updated_at"):
@@ -240,12 +313,16 @@ def _check_types(raw: dict[str, Any], source: str) -> None:
             raise GalleryCorruptError(f"{source}: {name} must be a string")
     if raw["root"] is not None and not isinstance(raw["root"], str):
         raise GalleryCorruptError(f"{source}: root must be a string or null")
-    files = raw["files"]
-    if not isinstance(files, dict) or not all(
-        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-        for k, v in files.items()
-    ):
+    if not isinstance(raw["files"], dict):
         raise GalleryCorruptError(f"{source}: files must map file names to sizes in bytes")
+
+
+def _finite(value: float) -> bool:
+    """Also False for an integer too large for a float (math.isfinite would raise)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def now() -> str:

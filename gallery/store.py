@@ -70,6 +70,10 @@ class GalleryStore(Protocol):
         """The SHA-256 of each live item among ``paths``: lets callers skip re-embedding."""
         ...
 
+    def labels(self) -> frozenset[str]:
+        """The labels of live items (a result grid tells a miss from an unknown category)."""
+        ...
+
     def set_threshold(self, threshold: MatchThreshold | None) -> None: ...
 
     def set_source(self, source: GallerySource | None) -> None:

@@ -19,11 +19,11 @@ usable (warnings included), 2 when something is missing or mismatched.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from sketchsearch.data.errors import ExitCode
+from sketchsearch.data.strict_json import dumps
 from sketchsearch.runtime.cuda_probe import (
     ContextFacts,
     CudaPythonInstall,
@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "facts": asdict(facts),
             "pinned": [asdict(p) for p in PAIRS],
         }
-        print(json.dumps(payload, indent=1))
+        print(dumps(payload, indent=1))
     else:
         for check in checks:
             print(f"{check.name:<12} {check.status:<9} {check.detail}")

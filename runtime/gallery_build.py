@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from sketchsearch.data.errors import ImageDecodeError, UsageError
 from sketchsearch.data.imagefile import image_files
-from sketchsearch.data.regular_file import read_regular_file
+from sketchsearch.data.regular_file import max_file_bytes, read_regular_file
 from sketchsearch.data.split_spec import SplitPart
 from sketchsearch.gallery.items import GalleryItem
 from sketchsearch.gallery.manifest import GallerySource
@@ -114,6 +114,7 @@ def build_gallery(
     ``source`` is recorded in the gallery: what the images are (``split_source`` for a split).
     """
     _check_gallery_encoder(engine)
+    max_file_bytes()  # a bad limit is refused before the gallery is created, not inside workers
     if not sources:
         raise UsageError("no images to index")
     kept, escaping = _inside_root(root, sources)

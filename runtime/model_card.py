@@ -8,12 +8,12 @@ gallery and the TensorRT builder read it; nothing handles the JSON as a raw dict
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from sketchsearch.data import strict_json
 from sketchsearch.data.errors import ExitCode, SketchsearchError
 from sketchsearch.data.file_format import FileFormat
 from sketchsearch.runtime.preprocess import PreprocessConfig
@@ -137,7 +137,8 @@ class ModelCard:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+        text = strict_json.dumps(self.to_dict(), indent=1, ensure_ascii=False, sort_keys=True)
+        return text + "\n"
 
     @classmethod
     def from_json(cls, text: str, source: str) -> ModelCard:
@@ -194,7 +195,9 @@ def read_onnx_card(path: str | Path) -> ModelCard:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for a bad file
         raise ModelCardError(f"{path}: not a loadable ONNX model ({_first_line(err)})") from None
-    return card_from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+    card = card_from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+    check_onnx_io(card, session.get_inputs(), session.get_outputs(), str(path))
+    return card
 
 
 def card_from_metadata(metadata: Mapping[str, str], source: str) -> ModelCard:
@@ -204,6 +207,77 @@ def card_from_metadata(metadata: Mapping[str, str], source: str) -> ModelCard:
             "`sketchsearch export onnx`"
         )
     return ModelCard.from_json(metadata[CARD_KEY], source)
+
+
+class GraphTensor(Protocol):
+    """What onnxruntime says of one graph input or output (its ``NodeArg``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> Sequence[Any]: ...  # an int per fixed axis, a name or None per dynamic one
+    @property
+    def type(self) -> str: ...  # "tensor(uint8)", "tensor(float)", …
+
+
+ONNX_TYPES = {"uint8": "tensor(uint8)", "float32": "tensor(float)"}  # card dtype → graph type
+EMBEDDING_OUTPUT = "embedding"
+
+
+def check_onnx_io(
+    card: ModelCard,
+    inputs: Sequence[GraphTensor],
+    outputs: Sequence[GraphTensor],
+    source: str,
+) -> None:
+    """Refuse a file whose card disagrees with its graph, naming both values for each fact.
+
+    The card decides how images are prepared; the graph decides what it accepts. A file whose
+    card was edited, or copied onto another export, would otherwise fail at the first query
+    with an onnxruntime error about tensor shapes, far from the cause.
+    """
+    problems = _input_problems(card, {tensor.name: tensor for tensor in inputs})
+    problems += _output_problems(card, {tensor.name: tensor for tensor in outputs})
+    if problems:
+        raise ModelCardError(
+            f"{source}: the model card disagrees with the graph ({'; '.join(problems)}): "
+            "re-export the model with `sketchsearch export onnx`"
+        )
+
+
+def _input_problems(card: ModelCard, inputs: Mapping[str, GraphTensor]) -> list[str]:
+    tensor = inputs.get(card.input_name)
+    if tensor is None:
+        return [f"input name: card {card.input_name!r}, graph {sorted(inputs)}"]
+    problems = []
+    if tensor.type != ONNX_TYPES[card.input_dtype]:
+        problems.append(f"input dtype: card {card.input_dtype}, graph {tensor.type}")
+    shape, size = list(tensor.shape), card.input_size
+    if len(shape) != 4 or (_fixed(shape[3]) and shape[3] != 3):
+        layout = "NCHW?" if len(shape) == 4 and shape[1] == 3 else "not NHWC"
+        problems.append(
+            f"input shape: card [N, {size}, {size}, 3] (NHWC), graph {shape} ({layout})"
+        )
+    elif any(_fixed(side) and side != size for side in shape[1:3]):
+        problems.append(f"input size: card {size}, graph {shape[1]}x{shape[2]}")
+    return problems
+
+
+def _output_problems(card: ModelCard, outputs: Mapping[str, GraphTensor]) -> list[str]:
+    missing = [name for name in (EMBEDDING_OUTPUT, *card.output_names) if name not in outputs]
+    if missing:
+        return [f"outputs: card {list(card.output_names)}, graph {sorted(outputs)}"]
+    shape = list(outputs[EMBEDDING_OUTPUT].shape)
+    if len(shape) != 2:
+        return [f"embedding shape: card [N, {card.embed_dim}], graph {shape}"]
+    if _fixed(shape[1]) and shape[1] != card.embed_dim:
+        return [f"embedding size: card {card.embed_dim}, graph {shape[1]}"]
+    return []
+
+
+def _fixed(axis: object) -> bool:
+    """A fixed axis; dynamic ones are names (``"batch"``) or None."""
+    return isinstance(axis, int)
 
 
 def _first_line(err: BaseException) -> str:

@@ -19,6 +19,16 @@ chosen by measuring against timm + PIL on skimage's astronaut, coffee, chelsea a
   sampling as cv2.resize, without the large intermediate image). Mean |difference| 0.3-1.5
   (bicubic, OpenCV's kernel is a=-0.75 and PIL's a=-0.5) and < 0.3 (bilinear).
 - nearest: cv2.INTER_NEAREST_EXACT index maps, identical to PIL.
+
+Large JPEGs are decoded reduced (libjpeg's DCT scaling by 2, 4 or 8) when the shorter side
+stays at least ``REDUCED_MARGIN`` (2) times ``scale_size``, then shrunk by the full image's
+exact factors (the reduced image's last row and column are partly padding when a side is not a
+multiple of the factor). A 100-megapixel JPEG then costs a decode worker 17 MiB instead of
+580 MiB (benchmarks/decode_memory.py). Against a full decode, on skimage's astronaut, coffee
+and chelsea enlarged to 4000 px and JPEG-encoded, the mean |difference| is 0.19-0.31 grey
+levels at 1/4 (224 px, bicubic and bilinear) and 0.32-0.43 at 1/8 (96 px). Smaller margins
+cost more: a reduced shorter side of 1.3× ``scale_size`` gives 0.98-1.04 at 224 px (bicubic).
+Not for "nearest", which picks single pixels as PIL does.
 """
 
 from __future__ import annotations
@@ -32,14 +42,19 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sketchsearch.data.errors import ImageDecodeError
-from sketchsearch.data.imagefile import decode_image, read_bytes
-from sketchsearch.runtime.image_header import image_size
+from sketchsearch.data.imagefile import (
+    DEFAULT_MAX_PIXELS,
+    check_pixels,
+    decode_image,
+    image_dimensions,
+    read_bytes,
+)
 
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 _WARP_FLAGS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+REDUCED_MARGIN = 2.0  # the reduced JPEG's shorter side stays ≥ this × scale_size
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,7 @@ class PreprocessConfig:
     interpolation: str = "bicubic"
     mean: tuple[float, float, float] = IMAGENET_DEFAULT_MEAN
     std: tuple[float, float, float] = IMAGENET_DEFAULT_STD
-    max_pixels: int = 100_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if not isinstance(self.input_size, int) or isinstance(self.input_size, bool):
@@ -114,13 +129,8 @@ def preprocess_array(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
         raise ValueError(f"expected an RGB uint8 H×W×3 image, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
-    size, short = config.input_size, config.scale_size
-    if width <= height:  # torchvision's _compute_resized_output_size
-        new_w, new_h = short, int(short * height / width)
-    else:
-        new_h, new_w = short, int(short * width / height)
-    # CenterCrop's offsets; Python's round() rounds halves to even, as torchvision's does.
-    top, left = round((new_h - size) / 2.0), round((new_w - size) / 2.0)
+    size = config.input_size
+    new_h, new_w, top, left = _geometry(height, width, config)
     if (new_h, new_w) == (height, width):
         out = image[top : top + size, left : left + size]
     elif config.interpolation == "nearest":
@@ -136,6 +146,44 @@ def preprocess_array(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def _geometry(height: int, width: int, config: PreprocessConfig) -> tuple[int, int, int, int]:
+    """The resized size and the crop's offsets: ``(new_h, new_w, top, left)``."""
+    size, short = config.input_size, config.scale_size
+    if width <= height:  # torchvision's _compute_resized_output_size
+        new_w, new_h = short, int(short * height / width)
+    else:
+        new_h, new_w = short, int(short * width / height)
+    # CenterCrop's offsets; Python's round() rounds halves to even, as torchvision's does.
+    return new_h, new_w, round((new_h - size) / 2.0), round((new_w - size) / 2.0)
+
+
+def _preprocess_reduced(
+    image: np.ndarray, full: tuple[int, int], reduce: int, config: PreprocessConfig
+) -> np.ndarray:
+    """:func:`preprocess_array` of the full image, from its JPEG decoded at 1/``reduce``.
+
+    The geometry is the full image's (``full`` is its height and width). A side that is not
+    a multiple of ``reduce`` decodes to ``ceil(side / reduce)`` pixels, the last one partly
+    padding; so the reduced image is shrunk by the full image's exact factors, the padding
+    lands past the crop, and nothing drifts (resizing it to the full image's new size instead
+    shifts the bottom by a tenth of a pixel: 0.4 grey levels on average, 19 at most).
+    """
+    height, width = _oriented(full, image.shape[:2], reduce)
+    new_h, new_w, top, left = _geometry(height, width, config)
+    factors = (new_h * reduce / height, new_w * reduce / width)
+    out = _shrink(image, new_h, new_w, config.interpolation, factors)
+    size = config.input_size
+    return np.ascontiguousarray(out[top : top + size, left : left + size])
+
+
+def _oriented(full: tuple[int, int], reduced: tuple[int, ...], reduce: int) -> tuple[int, int]:
+    """The full size as decoded: EXIF orientation may have turned the header's by 90°."""
+    height, width = full
+    if (-(-height // reduce), -(-width // reduce)) == tuple(reduced):
+        return height, width
+    return width, height
+
+
 def _nearest_indices(length: int, new_length: int) -> np.ndarray:
     """The source index of each output pixel, as INTER_NEAREST_EXACT (and PIL) pick it."""
     positions = np.arange(length, dtype=np.float64)[None, :]
@@ -143,11 +191,20 @@ def _nearest_indices(length: int, new_length: int) -> np.ndarray:
     return np.asarray(picked[0], dtype=np.intp)
 
 
-def _shrink(image: np.ndarray, new_h: int, new_w: int, interpolation: str) -> np.ndarray:
+def _shrink(
+    image: np.ndarray,
+    new_h: int,
+    new_w: int,
+    interpolation: str,
+    factors: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Shrink to ``new_h × new_w``; or by exactly ``factors`` (y, x), to about that size."""
+    fy, fx = factors or (new_h / image.shape[0], new_w / image.shape[1])
     if interpolation == "bilinear":
-        scale_y, scale_x = image.shape[0] / new_h, image.shape[1] / new_w
-        sigma_x, sigma_y = scale_x / math.sqrt(12.0), scale_y / math.sqrt(12.0)
+        sigma_x, sigma_y = 1.0 / (fx * math.sqrt(12.0)), 1.0 / (fy * math.sqrt(12.0))
         image = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma_x, sigmaY=sigma_y)
+    if factors is not None:  # an empty dsize makes OpenCV map by fx, fy exactly
+        return np.asarray(cv2.resize(image, None, fx=fx, fy=fy, interpolation=cv2.INTER_AREA))
     return np.asarray(cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA))
 
 
@@ -187,21 +244,22 @@ def preprocess_bytes(
     data: bytes, path: str | os.PathLike[str], config: PreprocessConfig
 ) -> np.ndarray:
     """As :func:`preprocess_file`, for bytes already read (e.g. to hash them too)."""
-    header_size = image_size(data)
-    if header_size is not None:
-        _check_pixels(path, *header_size, config.max_pixels)
-    image = decode_image(data, path)
-    _check_pixels(path, image.shape[1], image.shape[0], config.max_pixels)
+    fmt, width, height = image_dimensions(data, path, config.max_pixels)
+    reduce = jpeg_reduction(fmt, min(width, height), config)
+    image = decode_image(data, path, config.max_pixels, reduce)
+    if reduce > 1:
+        return _preprocess_reduced(image, (height, width), reduce, config)
+    check_pixels(path, image.shape[1], image.shape[0], config.max_pixels)
     return preprocess_array(image, config)
 
 
-def _check_pixels(path: object, width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        raise ImageDecodeError(
-            path,
-            f"decompression bomb: {width}×{height} pixels, "
-            f"more than the limit of {max_pixels} (max_pixels)",
-        )
+def jpeg_reduction(fmt: str, short_side: int, config: PreprocessConfig) -> int:
+    """The largest JPEG decode reduction (1, 2, 4 or 8) that keeps the shorter side at least
+    ``REDUCED_MARGIN × scale_size``, so that the usual resize still shrinks it (1 otherwise)."""
+    if fmt != "JPEG" or config.interpolation == "nearest":
+        return 1
+    need = REDUCED_MARGIN * config.scale_size
+    return next((r for r in (8, 4, 2) if short_side // r >= need), 1)
 
 
 def preprocess_batch(

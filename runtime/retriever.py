@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sketchsearch.data import strict_json
 from sketchsearch.data.errors import UsageError
 from sketchsearch.gallery.manifest import ModelRef
 from sketchsearch.gallery.results import SearchResult
@@ -115,10 +116,20 @@ class Retriever:
 
         Queries go in batches of ``QUERY_BATCH``, so a folder of thousands stays in bounded
         memory."""
-        answers: list[Answer] = []
-        for start in range(0, len(paths), QUERY_BATCH):
-            answers.extend(self._search_batch(paths[start : start + QUERY_BATCH], k, ef))
-        return answers
+        starts = range(0, len(paths), QUERY_BATCH)
+        batches = (paths[start : start + QUERY_BATCH] for start in starts)
+        return [answer for answers in self.search_batches(batches, k, ef) for answer in answers]
+
+    def search_batches(
+        self,
+        batches: Iterable[Sequence[str | os.PathLike[str]]],
+        k: int = 10,
+        ef: int | None = None,
+    ) -> Iterator[list[Answer]]:
+        """Each batch's answers as soon as it is searched, so a caller can print them while
+        later queries are still being read (``retrieve --queries-from -`` streams)."""
+        for paths in batches:
+            yield self._search_batch(paths, k, ef)
 
     def _search_batch(
         self, paths: Sequence[str | os.PathLike[str]], k: int, ef: int | None
@@ -191,23 +202,29 @@ class Retriever:
 
 def record_default_gallery(model: Path, card: ModelCard, gallery: Path) -> Path:
     """Note ``gallery`` as the default for every model file of this family in ``model``'s
-    folder (all precisions and the TensorRT engine share the family)."""
+    folder (all precisions and the TensorRT engine share the family).
+
+    The record holds the gallery's path relative to itself, so a folder holding the models and
+    their gallery can move (or be mounted elsewhere) and keep its default."""
     from sketchsearch.data.atomic_file import write_text_atomic
 
     record = model.resolve().parent / DEFAULTS_FILE
     known = _read_defaults(record)
-    known[card.family] = str(gallery.resolve())
+    known[card.family] = Path(os.path.relpath(gallery.resolve(), record.parent)).as_posix()
     # A unique temporary name: two builds recording at once must not write the same file.
-    return write_text_atomic(record, json.dumps(known, indent=1, sort_keys=True) + "\n")
+    text = strict_json.dumps(known, indent=1, sort_keys=True) + "\n"
+    return write_text_atomic(record, text)
 
 
 def default_gallery(model: Path, card: ModelCard) -> Path | None:
-    """``$SKETCHSEARCH_GALLERY``, else the gallery recorded beside the model for its family."""
+    """``$SKETCHSEARCH_GALLERY``, else the gallery recorded beside the model for its family
+    (relative to the record; an absolute path, as older versions wrote, is read as is)."""
     from_env = os.environ.get(GALLERY_ENV)
     if from_env:
         return Path(from_env)
-    recorded = _read_defaults(model.resolve().parent / DEFAULTS_FILE).get(card.family)
-    return Path(recorded) if recorded else None
+    record = model.resolve().parent / DEFAULTS_FILE
+    recorded = _read_defaults(record).get(card.family)
+    return Path(os.path.normpath(record.parent / recorded)) if recorded else None
 
 
 def _read_defaults(record: Path) -> dict[str, str]:

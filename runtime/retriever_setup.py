@@ -6,9 +6,12 @@ then ``$SKETCHSEARCH_GALLERY``, then the default recorded beside the model.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from sketchsearch.data.errors import UsageError
 from sketchsearch.data.regular_file import UnusableName, name_from_line
@@ -16,6 +19,8 @@ from sketchsearch.gallery.store_table import open_gallery
 from sketchsearch.runtime.engines.table import open_engine
 from sketchsearch.runtime.rerank import RerankConfig
 from sketchsearch.runtime.retriever import Retriever, default_gallery, model_ref
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,25 +63,94 @@ def query_paths(
     folder: Path | None = None,
     listed: Iterable[str | bytes] | None = None,
 ) -> list[Path | UnusableName]:
+    """Every query of :func:`query_stream` at once (a caller that needs them all)."""
+    return list(query_stream(files, folder, listed))
+
+
+def query_stream(
+    files: Sequence[Path],
+    folder: Path | None = None,
+    listed: Iterable[str | bytes] | None = None,
+) -> Iterator[Path | UnusableName]:
     """Query images named one by one, in a folder, or one per line of a list.
 
-    A listed line that cannot be a path (a NUL byte, bytes that are not UTF-8) stays in the
-    list as an :class:`UnusableName`: its query fails and the others are answered.
+    The named files and the folder are checked now; the list is read as it is consumed, so
+    a pipe's first queries can be answered before its last line is written. A listed line
+    that cannot be a path (a NUL byte, bytes that are not UTF-8) stays in the stream as an
+    :class:`UnusableName`: its query fails and the others are answered.
     """
-    paths: list[Path | UnusableName] = list(files)
+    named: list[Path | UnusableName] = list(files)
     if folder is not None:
         from sketchsearch.runtime.gallery_build import folder_sources
 
-        paths.extend(source.file for source in folder_sources(folder, "--queries"))
-    if listed is not None:
-        for line in listed:
-            name = name_from_line(line) if isinstance(line, bytes) else line
-            if isinstance(name, UnusableName):
-                paths.append(name)
-            elif name.strip():
-                paths.append(Path(name.strip()))
-    if not paths:
-        raise UsageError(
-            "no query: pass --query IMAGE (repeatable), --queries DIR or --queries-from FILE"
-        )
-    return paths
+        named.extend(source.file for source in folder_sources(folder, "--queries"))
+    if not named and listed is None:
+        raise UsageError(NO_QUERY)
+    return _named_then_listed(named, listed)
+
+
+NO_QUERY = "no query: pass --query IMAGE (repeatable), --queries DIR or --queries-from FILE"
+
+
+def _named_then_listed(
+    named: list[Path | UnusableName], listed: Iterable[str | bytes] | None
+) -> Iterator[Path | UnusableName]:
+    yield from named
+    count = len(named)
+    for line in listed if listed is not None else ():
+        name = name_from_line(line) if isinstance(line, bytes) else line
+        if isinstance(name, UnusableName):
+            yield name
+        elif name.strip():
+            yield Path(name.strip())
+        else:
+            continue
+        count += 1
+    if count == 0:
+        raise UsageError(NO_QUERY)
+
+
+def ready_batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Batches of at most ``size`` items, each taken as soon as one item is ready.
+
+    A thread reads ``items`` ahead (at most a few batches) while the caller works: a file
+    yields full batches, a slow pipe yields whatever lines have arrived, so its first answers
+    do not wait for ``size`` lines or the end of the input. An error while reading is raised
+    here, after the batch read before it.
+    """
+    ready: queue.Queue[T | _End] = queue.Queue(maxsize=4 * size)
+    threading.Thread(target=_read_ahead, args=(items, ready), daemon=True).start()
+    while True:
+        batch: list[T] = []
+        item = ready.get()  # wait for the first item of a batch, take the others if ready
+        while not isinstance(item, _End):
+            batch.append(item)
+            if len(batch) == size:
+                break
+            try:
+                item = ready.get_nowait()
+            except queue.Empty:
+                break
+        if batch:
+            yield batch
+        if isinstance(item, _End):
+            if item.error is not None:
+                raise item.error
+            return
+
+
+@dataclass(frozen=True)
+class _End:
+    """The end of the items, or the error that ended them."""
+
+    error: BaseException | None = None
+
+
+def _read_ahead(items: Iterable[T], ready: queue.Queue[T | _End]) -> None:
+    try:
+        for item in items:
+            ready.put(item)
+    except BaseException as err:  # raised again in the caller's thread, by ready_batches
+        ready.put(_End(err))
+    else:
+        ready.put(_End())

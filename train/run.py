@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import logging
 import sys
 import time
@@ -27,6 +26,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from sketchsearch.data.errors import SplitError, UsageError
 from sketchsearch.data.split_file import SplitFile, load_split
+from sketchsearch.data.strict_json import dumps, undefined_as_null
 from sketchsearch.train.config import TrainConfig
 from sketchsearch.train.datamodule import RetrievalDataModule
 from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig, resolve_model_config
@@ -243,7 +243,7 @@ def _train(config: TrainConfig) -> TrainReport:
             untrained = build_module(config, module.model.config)
             baseline = _test(config, untrained, data, out, None)
         (out / "test_metrics.json").write_text(
-            json.dumps({"trained": test, "random_init": baseline}, indent=1) + "\n"
+            dumps(undefined_as_null({"trained": test, "random_init": baseline}), indent=1) + "\n"
         )
     return TrainReport(
         out=out,

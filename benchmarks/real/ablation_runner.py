@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sketchsearch.data.errors import UsageError
+from sketchsearch.data.strict_json import dumps
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def run_row(
     score += ["--baseline", "edges", "--json", str(quality)]
     subprocess.run(score, check=True)
     record = {"options": options, "train_seconds": round(seconds), "quality": str(quality)}
-    record_file.write_text(json.dumps(record, indent=1) + "\n")
+    record_file.write_text(dumps(record, indent=1) + "\n")
     return record
 
 

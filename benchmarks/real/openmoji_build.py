@@ -35,6 +35,7 @@ import numpy as np
 
 from sketchsearch.data.errors import LayoutError, SketchsearchError, UsageError
 from sketchsearch.data.hashing import file_sha256
+from sketchsearch.data.strict_json import dumps
 
 PACKAGE = "openmoji"
 VERSION = "17.0.0"
@@ -244,7 +245,7 @@ def build(
                 "failures": failures,
                 "subset": bool(only) or limit is not None,
             }
-            (staging / BUILD_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+            (staging / BUILD_RECORD).write_text(dumps(record, indent=1) + "\n")
             if out.exists():
                 shutil.rmtree(out)
             os.replace(staging, out)

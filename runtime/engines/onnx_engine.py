@@ -16,8 +16,8 @@ import numpy as np
 
 from sketchsearch.runtime.engines.backend import OpenOptions
 from sketchsearch.runtime.engines.lifecycle import EngineLifecycle
-from sketchsearch.runtime.engines.protocol import BackendUnavailableError, EngineError, check_batch
-from sketchsearch.runtime.model_card import ModelCardError, card_from_metadata
+from sketchsearch.runtime.engines.protocol import BackendUnavailableError, check_batch
+from sketchsearch.runtime.model_card import ModelCardError, card_from_metadata, check_onnx_io
 
 PROVIDER_ORDER = (
     "TensorrtExecutionProvider",
@@ -113,11 +113,11 @@ class OnnxEngine(EngineLifecycle):
             ) from None
         source = str(self.path)
         self.card = card_from_metadata(self.session.get_modelmeta().custom_metadata_map, source)
+        # Checked here, at open: a card that disagrees with the graph (an edited card, one copied
+        # onto another export) would otherwise fail at the first query inside onnxruntime.
+        check_onnx_io(self.card, self.session.get_inputs(), self.session.get_outputs(), source)
         self.providers = self.session.get_providers()
         self._dtype = np.dtype(self.card.input_dtype)
-        names = [output.name for output in self.session.get_outputs()]
-        if "embedding" not in names:
-            raise EngineError(f"{self.path}: the model has no 'embedding' output ({names})")
 
     @property
     def device(self) -> str:

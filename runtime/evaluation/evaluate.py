@@ -7,6 +7,10 @@ keep index error and model error apart. Metric definitions: ``runtime/evaluation
 With a re-ranking (``runtime/rerank.py``), both rankings have each query's best ``shortlist``
 items re-ranked before the metrics are taken; the HNSW-vs-exact recall stays that of the
 searches themselves, since it measures the index, not the ranking.
+
+Before any query is embedded, the gallery's recorded source is checked against the direction's
+gallery domain, and queries that are themselves gallery items are refused or left out
+(``runtime/evaluation/gallery_check.py``): a gallery of the wrong kind must not print a score.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from sketchsearch.data.layouts import Item
 from sketchsearch.data.split_spec import SplitPart
 from sketchsearch.gallery.store import GalleryStore
 from sketchsearch.runtime.engines.protocol import Engine
+from sketchsearch.runtime.evaluation.gallery_check import (
+    GalleryCheck,
+    check_source,
+    screen_queries,
+)
 from sketchsearch.runtime.evaluation.metrics import evaluate_retrieval
 from sketchsearch.runtime.pipeline import EmbedResult, Failure, embed_paths
 from sketchsearch.runtime.rerank import RerankConfig, rerank_scores
@@ -46,6 +55,7 @@ class Evaluation:
     failures: list[Failure] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     reranking: RerankConfig = field(default_factory=RerankConfig)
+    gallery: GalleryCheck | None = None  # what the gallery holds, and what was left out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +69,7 @@ class Evaluation:
             "hnsw_recall@10": self.hnsw_recall_at_10,
             "failures": [str(f) for f in self.failures],
             "seconds": self.seconds,
+            "gallery": self.gallery.to_dict() if self.gallery else None,
             "conventions": {
                 "mAP@200": "(1/min(200, R)) * sum_{i<=200} P@i * rel_i (SAKE / ZSE-SBIR)",
                 "P@k": "relevant in top k / min(k, gallery size)",
@@ -77,10 +88,18 @@ def evaluate(
     batch_size: int = 32,
     ef: int | None = None,
     reranking: RerankConfig | None = None,
+    drop_gallery_queries: bool = False,
 ) -> Evaluation:
+    """Refuses (UsageError) a gallery of the wrong domain, and queries that are gallery items
+    unless ``drop_gallery_queries``; see ``gallery_check``."""
     start = time.perf_counter()
+    sets = evaluation_set(part.split, part.part, direction)
+    source = gallery.manifest.source
+    check = check_source(source, gallery.ref, part, sets.gallery_domain, engine.path)
     queries = embed_part_queries(engine, part, direction, batch_size)
-    result = score_queries(gallery, queries, instance, exact, ef, reranking)
+    result = score_queries(
+        gallery, queries, instance, exact, ef, reranking, check, drop_gallery_queries
+    )
     result.seconds["total"] = round(time.perf_counter() - start, 3)
     return result
 
@@ -92,14 +111,23 @@ def score_queries(
     exact: bool = True,
     ef: int | None = None,
     reranking: RerankConfig | None = None,
+    check: GalleryCheck | None = None,
+    drop_gallery_queries: bool = False,
 ) -> Evaluation:
-    """Search and score queries embedded once, so that several settings can be compared."""
+    """Search and score queries embedded once, so that several settings can be compared.
+
+    Queries that are gallery items are refused, or left out with ``drop_gallery_queries``.
+    """
     start = time.perf_counter()
     sets, items, embedded = queries
     reranking = reranking or RerankConfig()
     stored = gallery.export_vectors()
     if len(stored.ids) == 0:
         raise UsageError(f"{gallery.ref}: the gallery is empty")
+    check = check or unchecked(gallery)
+    check, items, embedded = screen_queries(
+        check, gallery.ref, items, embedded, stored.items, drop_gallery_queries
+    )
     relevant = _relevance(items, stored.items, instance)
     searching = time.perf_counter()
     hnsw_scores, hnsw_ids = _hnsw_scores(gallery, embedded.vectors, stored.ids, ef)
@@ -129,7 +157,16 @@ def score_queries(
         failures=embedded.failures,
         seconds=seconds,
         reranking=reranking,
+        gallery=check,
     )
+
+
+def unchecked(gallery: GalleryStore) -> GalleryCheck:
+    """The recorded source in words, for callers that did not run ``check_source``."""
+    source = gallery.manifest.source
+    if source is None:
+        return GalleryCheck("not recorded: domain unknown", None)
+    return GalleryCheck(source.describe(), source.domain)
 
 
 def _reranked(

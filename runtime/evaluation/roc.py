@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sketchsearch.data.errors import ExitCode, SketchsearchError
+
+if TYPE_CHECKING:
+    from sketchsearch.runtime.evaluation.gallery_check import GalleryCheck
 
 DEFAULT_TARGET_FPR = 0.01
 
@@ -112,6 +115,7 @@ class RocReport:
     curve: RocCurve
     source: str
     sampling: dict[str, Any] = field(default_factory=dict)
+    gallery: GalleryCheck | None = None  # engine mode: what the gallery holds
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready. The curve is thinned to its corners (collinear points dropped, as
@@ -132,6 +136,7 @@ class RocReport:
             "convention": "a pair with score >= threshold is a match",
             "source": self.source,
             "sampling": dict(self.sampling),
+            "gallery": self.gallery.to_dict() if self.gallery else None,
             "curve": {
                 "fpr": self.curve.fpr[keep].tolist(),
                 "tpr": self.curve.tpr[keep].tolist(),
@@ -140,7 +145,8 @@ class RocReport:
         }
 
     def describe(self) -> str:
-        return (
+        warnings = "".join(f"warning: {w}\n" for w in self.gallery.warnings) if self.gallery else ""
+        return warnings + (
             f"{self.curve.positives} positive and {self.curve.negatives} negative pairs "
             f"({self.source})\n"
             f"AUC {self.auc:.4f}   EER {self.eer:.4f} at score {self.eer_threshold:.4f}\n"

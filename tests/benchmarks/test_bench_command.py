@@ -17,12 +17,19 @@ def test_bench_command_runs_the_whole_chain(tiny_run: Path, tmp_path: Path) -> N
     args = ["--checkpoint", str(tiny_run / "best.ckpt"), "--out", str(out)]
     args += ["--precisions", "fp32", "--batch-sizes", "1", "--warmup", "0", "--iters", "2"]
     args += ["--providers", "cpu,tensorrt", "--gallery-size", "32", "--threads", "1"]
-    result = CliRunner().invoke(bench, args)
+    result = CliRunner().invoke(bench, [*args, "--ann-size", "1000"])
     assert result.exit_code == 0, result.output
     for name in ("exports.json", "latency.json", "accuracy.json", "report.json", "report.png"):
         assert (out / name).is_file(), name
-    assert "| `model.fp32.onnx` | onnxruntime CPU | fp32 | ok |" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "| `model.fp32.onnx` | onnxruntime CPU | fp32 | ok |" in text
     assert json.loads((out / "exports.json").read_text())["exports"][0]["status"] == "ok"
+    # --ann-size: measured in this run, on this machine, listed under the heading
+    assert "ANN (the plot's right panel): measured " in text[: text.index("| File |")]
+    payload = json.loads((out / "report.json").read_text())
+    assert payload["ann"]["this_machine"] is True and payload["ann"]["runs"] == [1000]
+    assert payload["ann"]["provenance"]["source"] == "this run"
+    assert json.loads((out / "ann.json").read_text())["runs"][0]["n"] == 1000
 
 
 SMALL = ["--precisions", "fp32", "--batch-sizes", "1", "--warmup", "0", "--iters", "1"]
@@ -61,10 +68,28 @@ def test_bench_command_records_an_unreadable_checkpoint_as_failed_rows(
     assert entry["status"] == "failed"
     assert entry["reason"].startswith(f"{checkpoint}: not a readable checkpoint")
     assert (out / "report.md").is_file() and (out / "report.json").is_file()
-    assert (
-        "| `model.fp32.onnx` | ONNX export | fp32 | failed: export: "
-        in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "| `model.fp32.onnx` | ONNX export | fp32 | failed: export: " in text
+    # By default the ANN panel is left out: not a results file committed from another host
+    assert json.loads((out / "report.json").read_text())["ann"] is None
+    assert "ANN" not in text and "Not measured in this run" not in text
+    assert not (out / "ann.json").exists()
+
+
+def test_bench_command_refuses_ann_and_ann_size_together(
+    split_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both would fill one panel: refused before anything runs (exit 2, nothing written)."""
+    from sketchsearch.cli.main import cli, run
+
+    out = tmp_path / "bench"
+    ann = ["--ann", str(tmp_path / "ann.json"), "--ann-size", "1000"]
+    args = ["bench", "--checkpoint", str(tmp_path / "best.ckpt"), "--out", str(out), *ann]
+    assert run(cli, [*args, *split_args, *SMALL]) == 2
+    assert capsys.readouterr().err == (
+        "error: --ann FILE and --ann-size N both given: pass one of them\n"
     )
+    assert not out.exists()
 
 
 def test_bench_command_prints_each_step_as_it_starts(split_args: list[str], tmp_path: Path) -> None:

@@ -86,3 +86,16 @@ def test_nested_objects_are_checked_under_their_own_name() -> None:
     with pytest.raises(ToyError, match=r"^m\.json: inner: unexpected keys \['x'\]"):
         TOY.check_keys({**GOOD, "x": 1}, Toy, "m.json: inner")
     TOY.check_keys(GOOD, Toy, "m.json: inner")  # no error
+
+
+def test_an_older_layout_is_read_when_declared_and_named_in_the_refusal(tmp_path: Path) -> None:
+    """A format that gained a key bumps its version and still reads the old one; an older
+    sketchsearch then names the version instead of refusing an unexpected key."""
+    both = FileFormat("sketchsearch-toy", 2, "toy file", ToyError, also_reads=(1,))
+    assert read(write(tmp_path, {**GOOD, "format_version": 1}), both)["name"] == "a"
+    with pytest.raises(ToyError, match="toy file format version 1;"):
+        read(write(tmp_path, {**GOOD, "format_version": 1}))  # TOY reads 2 only
+    with pytest.raises(ToyError, match=r"format version 3; .* reads version 2 \(and 1\)"):
+        read(write(tmp_path, {**GOOD, "format_version": 3}), both)
+    with pytest.raises(ToyError, match="format version True"):
+        read(write(tmp_path, {**GOOD, "format_version": True}), both)  # True == 1 in Python

@@ -133,7 +133,7 @@ def test_split_file_round_trip_with_relative_paths(root: Path, tmp_path: Path) -
 def test_split_file_rejects_other_versions_and_unknown_keys(root: Path, tmp_path: Path) -> None:
     raw = json.loads(split_of(root).to_json())
     for change, message in [
-        ({"format_version": 99}, "reads version 1"),
+        ({"format_version": 99}, r"reads version 2 \(and 1\)"),
         ({"extra": 1}, r"unexpected keys \['extra'\]"),
         ({"format": "other"}, "not a sketchsearch split file"),
     ]:

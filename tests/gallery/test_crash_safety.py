@@ -17,7 +17,8 @@ from sketchsearch.gallery import Gallery
 from sketchsearch.gallery.commit import CRASH_ENV
 
 WRITER = Path(__file__).with_name("writer_process.py")
-BEFORE_COMMIT_POINT = ["index-written", "items-written"]  # the pending manifest commits
+# the rename of the pending manifest commits
+BEFORE_COMMIT_POINT = ["index-written", "items-written", "manifest-partial"]
 AFTER_COMMIT_POINT = ["manifest-written", "index.bin-renamed", "items.sqlite-renamed"]
 
 

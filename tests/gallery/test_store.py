@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import cv2
 import numpy as np
 import pytest
 from colour_engine import ColourEngine, solid
@@ -136,6 +137,9 @@ class BruteForceStore:
     def set_threshold(self, threshold: MatchThreshold | None) -> None:
         self._manifest = replace(self._manifest, threshold=threshold)
 
+    def labels(self) -> frozenset[str]:
+        return frozenset(r.label for r in self._rows if not r.deleted and r.label is not None)
+
     def set_source(self, source: GallerySource | None) -> None:
         self._manifest = replace(self._manifest, source=source)
 
@@ -249,8 +253,9 @@ def test_the_hnswlib_gallery_keeps_the_protocol(folder) -> None:
         assert_keeps_protocol(store)
     # A new member is a decision for every backend (ADR 0005), not a convenience.
     assert set(protocol_members()) == {
-        "ref", "manifest", "search", "vectors", "add", "remove", "digests", "set_threshold",
-        "set_source", "info", "export_vectors", "commit", "close", "__enter__", "__exit__",
+        "ref", "manifest", "search", "vectors", "add", "remove", "digests", "labels",
+        "set_threshold", "set_source", "info", "export_vectors", "commit", "close",
+        "__enter__", "__exit__",
     }  # fmt: skip
 
 
@@ -293,7 +298,9 @@ def test_an_unknown_store_kind_is_a_one_line_usage_error(ref: str) -> None:
 @pytest.fixture
 def colour_split(tmp_path: Path) -> SplitPart:
     root = tmp_path / "data"
-    solid(root / "sketch" / "red" / "q.png", (255, 0, 0))
+    red = root / "sketch" / "red" / "q.png"  # r1's colour in other bytes: not a gallery item
+    red.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(red), np.full((16, 16, 3), (0, 0, 255), np.uint8))
     solid(root / "sketch" / "green" / "q.png", (0, 255, 0))
     solid(root / "photo" / "red" / "r1.png", (255, 0, 0))  # red q 1.0, green q 0
     solid(root / "photo" / "green" / "g1.png", (200, 150, 0))  # red q 0.8, green q 0.6

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from colour_engine import ColourEngine, solid
@@ -56,10 +57,19 @@ def test_provider_choice_prefers_gpus_and_refuses_a_missing_one() -> None:
     assert caught.value.exit_code == 2
 
 
+def solid_16px(path: Path, rgb: tuple[int, int, int]) -> Path:
+    """``solid``'s colour in other bytes (16 px), so that a query is not a gallery item."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((16, 16, 3), rgb[::-1], np.uint8))
+    return path
+
+
 @pytest.fixture
 def colour_split(tmp_path) -> tuple[Path, Path]:
     root = tmp_path / "data"
-    solid(root / "sketch" / "red" / "q.png", (255, 0, 0))
+    # 16 px: the colour of photo/red/r1.png, not its bytes (a query that is byte for byte a
+    # gallery item is refused by evaluation, tests/runtime/test_evaluate_source.py).
+    solid_16px(root / "sketch" / "red" / "q.png", (255, 0, 0))
     solid(root / "sketch" / "green" / "q.png", (0, 255, 0))
     solid(root / "photo" / "red" / "r1.png", (255, 0, 0))  # red query: 1.0
     solid(root / "photo" / "green" / "g1.png", (200, 150, 0))  # red 0.8, green 0.6

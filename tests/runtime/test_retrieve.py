@@ -439,6 +439,32 @@ def test_the_recorded_default_gallery_has_the_ordinary_file_mode(served, tmp_pat
         os.umask(old)
     assert record.stat().st_mode & 0o777 == 0o640
     assert json.loads(record.read_text()) == {
-        read_onnx_card(model).family: str(served["gallery"].resolve())
+        read_onnx_card(model).family: os.path.relpath(
+            served["gallery"].resolve(), tmp_path.resolve()
+        )
     }
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_galleries_file_is_relative_so_a_moved_folder_keeps_its_default(
+    served, tmp_path, monkeypatch
+) -> None:
+    from sketchsearch.runtime.model_card import read_onnx_card
+    from sketchsearch.runtime.retriever import (
+        DEFAULTS_FILE,
+        default_gallery,
+        record_default_gallery,
+    )
+
+    monkeypatch.delenv("SKETCHSEARCH_GALLERY", raising=False)
+    folder = tmp_path / "deploy"
+    shutil.copytree(served["gallery"], folder / "gallery")
+    shutil.copy(served["model"], folder / "model.onnx")
+    card = read_onnx_card(folder / "model.onnx")
+    record = record_default_gallery(folder / "model.onnx", card, folder / "gallery")
+    assert json.loads(record.read_text()) == {card.family: "gallery"}
+    moved = Path(shutil.move(folder, tmp_path / "moved"))
+    assert default_gallery(moved / "model.onnx", card) == moved.resolve() / "gallery"
+    # An absolute entry, as earlier versions wrote it, is still read.
+    (moved / DEFAULTS_FILE).write_text(json.dumps({card.family: str(served["gallery"])}))
+    assert default_gallery(moved / "model.onnx", card) == served["gallery"]

@@ -224,10 +224,19 @@ def test_bad_csv_files_name_the_file_and_the_fix(tmp_path: Path, text: str, mess
     assert str(path) in str(caught.value)
 
 
+def solid_16px(path: Path, rgb: tuple[int, int, int]) -> Path:
+    """``solid``'s colour in other bytes (16 px), so that a query is not a gallery item."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((16, 16, 3), rgb[::-1], np.uint8))
+    return path
+
+
 @pytest.fixture
 def colour_gallery(tmp_path: Path) -> tuple[Path, Path, Path]:
     root = tmp_path / "data"
-    solid(root / "sketch" / "red" / "q.png", (255, 0, 0))  # (1, 0, 0)
+    # 16 px: the colour of photo/red/r1.png, not its bytes (a query that is byte for byte a
+    # gallery item is refused by evaluation, tests/runtime/test_evaluate_source.py).
+    solid_16px(root / "sketch" / "red" / "q.png", (255, 0, 0))
     solid(root / "sketch" / "green" / "q.png", (0, 255, 0))  # (0, 1, 0)
     solid(root / "photo" / "red" / "r1.png", (255, 0, 0))  # red q 1.0, green q 0
     solid(root / "photo" / "green" / "g1.png", (200, 150, 0))  # red q 0.8, green q 0.6
