@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 # The machines, as the README names them beside each figure.
 HOST_A = "host A (2-core AMD EPYC, the earlier host)"
 HOST_B = "host B (2-core AMD EPYC, the OpenMoji host)"
-HOST_AB = "a 2-core AMD EPYC host (A or B: not recorded)"
 ANY_HOST = "any machine (byte-identical output for the seed)"
 DEMO = "make demo"
 
@@ -58,7 +57,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "ann-gallery",
-        HOST_AB,
+        HOST_A,
         ("python benchmarks/ann.py --sizes 10000,100000 --json {out}/ann.json",),
     ),
     Figure(
@@ -175,7 +174,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "efficientnet-ratio",
-        HOST_AB,
+        HOST_A,
         (
             DEMO,
             "python benchmarks/make_checkpoint.py --out {out}/effnet/best.ckpt --backbone "
@@ -190,7 +189,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "serving",
-        HOST_AB,
+        HOST_A,
         (
             DEMO,
             "python benchmarks/retrieve_startup.py",
@@ -206,7 +205,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "gradcam-demo",
-        HOST_AB,
+        HOST_A,
         (
             DEMO,
             "sketchsearch analyze gradcam --checkpoint demo-output/run/best.ckpt --query "
@@ -217,7 +216,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "roc-demo",
-        HOST_AB,
+        HOST_A,
         (
             DEMO,
             "sketchsearch gallery build --engine demo-output/model.onnx --split "
@@ -230,7 +229,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "measured-figures",
-        "the host each row names (A or B, both 2-core AMD EPYC)",
+        "the host each row names (host A or host B, both 2-core AMD EPYC)",
         (
             "python benchmarks/data_split.py --json {out}/split-bench.json",
             "sketchsearch data synth --out {out}/synth",

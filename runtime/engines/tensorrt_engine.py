@@ -143,7 +143,8 @@ def check_io(tensors: Sequence[TensorSpec], card: ModelCard, source: Path) -> No
         if -1 in tensor.sample_shape:
             problems.append(f"{tensor.name!r} has a dynamic axis besides the batch")
     if problems:
-        raise EngineError(f"{source}: the engine does not match its card: {'; '.join(problems)}")
+        # the same refusal, and exit code (3), as an ONNX file whose card disagrees with it
+        raise ModelCardError(f"{source}: the engine does not match its card: {'; '.join(problems)}")
 
 
 def require_tensorrt() -> None:

@@ -47,7 +47,7 @@ def test_bench_command_without_a_split_and_a_missing_checkpoint_names_no_split(
     assert run(cli, ["bench", "--checkpoint", str(checkpoint), "--out", str(out), *SMALL]) == 2
     error = capsys.readouterr().err
     assert error == (
-        f"error: {checkpoint}: its run folder names no split: pass --split SPLIT:PART --data\n"
+        f"error: {checkpoint}: its run folder names no split: pass --split SPLIT:PART\n"
     )
     assert not out.exists()
 

@@ -46,11 +46,13 @@ OLD_JSON_MESSAGES = {
     "gallery manifest": "{source}: not valid JSON (" + JSON_ERROR + ")",
     "model card": "{source}: model card is not valid JSON (" + JSON_ERROR + ")",
 }
+# The wording is each format's own; the versions are today's (split file and gallery manifest
+# are at 2 and still read 1).
 OLD_VERSION_MESSAGES = {
     "split file": "{source}: split format version 99, this version of sketchsearch reads "
-    "version 1: re-run `data split`",
+    "version 2 (and 1): re-run `data split`",
     "gallery manifest": "{source}: gallery format version 99; this version of sketchsearch "
-    "reads version 1",
+    "reads version 2 (and 1)",
     "model card": "{source}: model card version 99; this version of sketchsearch reads "
     "version 1: re-export the model",
 }

@@ -168,9 +168,9 @@ def test_an_engine_that_matches_its_card_passes() -> None:
 def test_an_engine_that_does_not_match_its_card_is_refused(
     changes: dict[str, object], problem: str
 ) -> None:
-    with pytest.raises(EngineError, match="does not match its card") as raised:
+    with pytest.raises(ModelCardError, match="does not match its card") as raised:
         check_io(io(**changes), card(), Path("m.plan"))
-    assert problem in str(raised.value)
+    assert problem in str(raised.value) and raised.value.exit_code == ExitCode.BAD_INPUT
 
 
 # --- opening an engine: the sidecar first, TensorRT only then ---
