@@ -54,43 +54,38 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _reading(
-    method: Callable[Concatenate[ItemStore, _P], _R],
-) -> Callable[Concatenate[ItemStore, _P], _R]:
-    """A query on a damaged database is GalleryCorruptError naming the file, not a traceback."""
+def _damage_refused(
+    damage: tuple[type[Exception], ...], not_damage: tuple[type[Exception], ...] = ()
+) -> Callable[[Callable[Concatenate[ItemStore, _P], _R]], Callable[Concatenate[ItemStore, _P], _R]]:
+    """A method whose ``damage`` errors become GalleryCorruptError naming the file (one line,
+    not a traceback); ``not_damage`` errors pass through unchanged."""
 
-    def checked(self: ItemStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except (sqlite3.Error, ValueError, OverflowError) as err:
-            raise GalleryCorruptError(
-                f"{self.source}: the item database is damaged ({_one_line(err)}); restore it "
-                "from a copy or rebuild the gallery with `sketchsearch gallery build`"
-            ) from None
+    def wrap(
+        method: Callable[Concatenate[ItemStore, _P], _R],
+    ) -> Callable[Concatenate[ItemStore, _P], _R]:
+        def checked(self: ItemStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return method(self, *args, **kwargs)
+            except not_damage:
+                raise
+            except damage as err:
+                raise GalleryCorruptError(
+                    f"{self.source}: the item database is damaged ({_one_line(err)}); restore "
+                    "it from a copy or rebuild the gallery with `sketchsearch gallery build`"
+                ) from None
 
-    checked.__doc__ = method.__doc__
-    return checked
+        checked.__doc__ = method.__doc__
+        return checked
+
+    return wrap
 
 
-def _writing(
-    method: Callable[Concatenate[ItemStore, _P], _R],
-) -> Callable[Concatenate[ItemStore, _P], _R]:
-    """A change that meets a damaged database is GalleryCorruptError too; a constraint
-    violation or a bad value is not damage (it is a bug in the caller) and stays as it is."""
-
-    def checked(self: ItemStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.DatabaseError as err:
-            raise GalleryCorruptError(
-                f"{self.source}: the item database is damaged ({_one_line(err)}); restore it "
-                "from a copy or rebuild the gallery with `sketchsearch gallery build`"
-            ) from None
-
-    checked.__doc__ = method.__doc__
-    return checked
+# A query on a damaged database: malformed pages, dropped tables, undecodable text, numbers
+# out of range.
+_reading = _damage_refused((sqlite3.Error, ValueError, OverflowError))
+# A change that meets a damaged database; a constraint violation or a bad value is not damage
+# (it is a bug in the caller) and stays as it is.
+_writing = _damage_refused((sqlite3.DatabaseError,), not_damage=(sqlite3.IntegrityError,))
 
 
 def _one_line(err: BaseException) -> str:

@@ -8,47 +8,22 @@ with a documented exit code and one line on stderr.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from colour_engine import ColourEngine, solid
-from onnx import TensorProto, helper
+from colour_engine import ColourEngine, colour_onnx, solid
 
 from sketchsearch.cli.main import cli, run
 from sketchsearch.data.errors import ExitCode
 from sketchsearch.runtime.gallery_build import build_gallery, folder_sources
-from sketchsearch.runtime.model_card import CARD_KEY
 
 SEED = 13
 COPIES_PER_FILE = 40  # x 3 files x 5 commands: about 15 s on a 2-core machine
 FILES = ("manifest.json", "index.bin", "items.sqlite")
 DOCUMENTED = {int(code) for code in ExitCode}
-
-
-def colour_onnx(path: Path) -> Path:
-    """The colour engine as an ONNX file (as in tests/runtime/test_special_files.py)."""
-    card = dataclasses.replace(ColourEngine().card, output_names=("embedding",))
-    nodes = [
-        helper.make_node("Cast", ["images"], ["x"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1, 2], keepdims=0),
-        helper.make_node("LpNormalization", ["mean"], ["embedding"], axis=1, p=2),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "colour",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["n", 8, 8, 3])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["n", 3])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    helper.set_model_props(model, {CARD_KEY: card.to_json()})
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

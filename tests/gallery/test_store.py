@@ -14,17 +14,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import cv2
 import numpy as np
 import pytest
-from colour_engine import ColourEngine, solid
+from colour_engine import ColourEngine
+from colour_engine import colour_split as make_colour_split
 from vectors import clustered, exact_top, items, model
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.data.layouts import scan
-from sketchsearch.data.split_file import build_split_file, save_split
-from sketchsearch.data.split_spec import SplitPart, parse_split_spec
-from sketchsearch.data.splits import SplitConfig, make_split
+from sketchsearch.data.split_spec import SplitPart
 from sketchsearch.gallery import (
     Gallery,
     GalleryItem,
@@ -297,19 +294,7 @@ def test_an_unknown_store_kind_is_a_one_line_usage_error(ref: str) -> None:
 
 @pytest.fixture
 def colour_split(tmp_path: Path) -> SplitPart:
-    root = tmp_path / "data"
-    red = root / "sketch" / "red" / "q.png"  # r1's colour in other bytes: not a gallery item
-    red.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(red), np.full((16, 16, 3), (0, 0, 255), np.uint8))
-    solid(root / "sketch" / "green" / "q.png", (0, 255, 0))
-    solid(root / "photo" / "red" / "r1.png", (255, 0, 0))  # red q 1.0, green q 0
-    solid(root / "photo" / "green" / "g1.png", (200, 150, 0))  # red q 0.8, green q 0.6
-    solid(root / "photo" / "red" / "r2.png", (150, 200, 0))  # red q 0.6, green q 0.8
-    solid(root / "photo" / "blue" / "b1.png", (0, 0, 255))  # 0 for both
-    collection = scan(root, "generic", domains=("sketch", "photo"))
-    config = SplitConfig(fractions=(1.0, 0.0, 0.0), small_categories="train")
-    split = build_split_file(collection, config, make_split(collection, config))
-    return parse_split_spec(f"{save_split(split, tmp_path / 'split.json')}:train", root)
+    return make_colour_split(tmp_path)
 
 
 def test_a_second_store_carries_build_retrieve_evaluate_and_roc(

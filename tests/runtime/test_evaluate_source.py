@@ -12,44 +12,16 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
-from colour_engine import ColourEngine, solid
+from colour_engine import ColourEngine, colour_split, solid
 
 from sketchsearch.cli.main import cli, run
 from sketchsearch.data.errors import ExitCode, UsageError
-from sketchsearch.data.layouts import scan
-from sketchsearch.data.split_file import build_split_file, save_split
-from sketchsearch.data.split_spec import SplitPart, parse_split_spec
-from sketchsearch.data.splits import SplitConfig, make_split
+from sketchsearch.data.split_spec import SplitPart
 from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.runtime.evaluation.evaluate import evaluate
 from sketchsearch.runtime.evaluation.roc_gallery import roc_for_gallery
 from sketchsearch.runtime.gallery_build import add_files, build_gallery, split_source, split_sources
-
-
-def colour_part(tmp_path: Path, red_sketch_is_a_photo: bool, name: str = "split.json") -> SplitPart:
-    """Two sketch queries, four photos. With ``red_sketch_is_a_photo`` the red sketch has the
-    bytes of photo/red/r1.png (same SHA-256); else the same colour at 16 px (other bytes)."""
-    root = tmp_path / "data"
-    red = root / "sketch" / "red" / "q.png"
-    if red_sketch_is_a_photo:
-        solid(red, (255, 0, 0))
-    else:
-        red.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(red), np.full((16, 16, 3), (0, 0, 255), np.uint8))
-    solid(root / "sketch" / "green" / "q.png", (0, 255, 0))
-    solid(root / "photo" / "red" / "r1.png", (255, 0, 0))  # red q 1.0, green q 0
-    solid(root / "photo" / "green" / "g1.png", (200, 150, 0))  # red q 0.8, green q 0.6
-    solid(root / "photo" / "red" / "r2.png", (150, 200, 0))  # red q 0.6, green q 0.8
-    solid(root / "photo" / "blue" / "b1.png", (0, 0, 255))  # 0 for both
-    collection = scan(root, "generic", domains=("sketch", "photo"))
-    config = SplitConfig(fractions=(1.0, 0.0, 0.0), small_categories="train")
-    split = save_split(
-        build_split_file(collection, config, make_split(collection, config)), tmp_path / name
-    )
-    return parse_split_spec(f"{split}:train", root)
 
 
 def split_gallery(part: SplitPart, folder: Path, domain: str = "photo") -> Path:
@@ -63,7 +35,7 @@ def split_gallery(part: SplitPart, folder: Path, domain: str = "photo") -> Path:
 
 
 def test_a_gallery_of_the_query_domain_is_refused_naming_the_build_command(tmp_path) -> None:
-    part = colour_part(tmp_path, red_sketch_is_a_photo=False)
+    part = colour_split(tmp_path, red_query_is_a_photo=False)
     folder = split_gallery(part, tmp_path / "photos")
     build = (
         f"sketchsearch gallery build --engine colour.engine --split {part.source}:train "
@@ -82,7 +54,7 @@ def test_a_gallery_of_the_query_domain_is_refused_naming_the_build_command(tmp_p
 
 
 def test_queries_that_are_gallery_items_are_refused_or_left_out(tmp_path) -> None:
-    part = colour_part(tmp_path, red_sketch_is_a_photo=True)
+    part = colour_split(tmp_path, red_query_is_a_photo=True)
     folder = split_gallery(part, tmp_path / "photos")
     with Gallery.open(folder) as gallery:
         with pytest.raises(UsageError, match="--drop-gallery-queries") as caught:
@@ -105,7 +77,7 @@ def test_queries_that_are_gallery_items_are_refused_or_left_out(tmp_path) -> Non
 
 
 def test_every_query_in_the_gallery_leaves_nothing_to_drop(tmp_path) -> None:
-    part = colour_part(tmp_path, red_sketch_is_a_photo=False)
+    part = colour_split(tmp_path, red_query_is_a_photo=False)
     # A folder gallery of everything, sketches included: every query is an item.
     build_gallery(ColourEngine(), tmp_path / "all", part.root, split_sources(part, "sketch"))
     with (
@@ -116,7 +88,7 @@ def test_every_query_in_the_gallery_leaves_nothing_to_drop(tmp_path) -> None:
 
 
 def test_unknown_domains_are_said_loudly(tmp_path) -> None:
-    part = colour_part(tmp_path, red_sketch_is_a_photo=False)
+    part = colour_split(tmp_path, red_query_is_a_photo=False)
     engine = ColourEngine()
     folder = tmp_path / "folder"
     build_gallery(engine, folder, part.root, split_sources(part, "photo"))  # a folder source
@@ -143,12 +115,12 @@ def test_unknown_domains_are_said_loudly(tmp_path) -> None:
 
 
 def test_another_split_or_part_is_warned_about(tmp_path) -> None:
-    part = colour_part(tmp_path, red_sketch_is_a_photo=False)
+    part = colour_split(tmp_path, red_query_is_a_photo=False)
     folder = split_gallery(part, tmp_path / "photos")
     with Gallery.open(folder) as gallery:
         assert evaluate(ColourEngine(), gallery, part).gallery.warnings == ()  # type: ignore[union-attr]
     solid(part.root / "photo" / "blue" / "b2.png", (0, 0, 200))  # a new file list
-    other = colour_part(tmp_path, red_sketch_is_a_photo=False, name="other.json")
+    other = colour_split(tmp_path, red_query_is_a_photo=False, name="other.json")
     with Gallery.open(folder) as gallery:
         result = evaluate(ColourEngine(), gallery, other)
     assert result.gallery is not None and result.gallery.domain == "photo"
@@ -261,7 +233,7 @@ def test_an_undefined_metric_is_written_as_null_not_refused(model, capsys, tmp_p
 
 
 def test_a_gallery_with_items_removed_is_evaluated_with_a_warning(tmp_path) -> None:
-    part = colour_part(tmp_path, red_sketch_is_a_photo=False)
+    part = colour_split(tmp_path, red_query_is_a_photo=False)
     gallery = split_gallery(part, tmp_path / "g")
     with Gallery.open(gallery, mode="rw") as writer:
         writer.remove(paths=["photo/blue/b1.png"])

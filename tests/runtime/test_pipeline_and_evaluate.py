@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from colour_engine import ColourEngine, solid
+from colour_engine import colour_split as make_colour_split
 
-from sketchsearch.data.layouts import scan
-from sketchsearch.data.split_file import build_split_file, save_split
 from sketchsearch.data.split_spec import parse_split_spec
-from sketchsearch.data.splits import SplitConfig, make_split
 from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.runtime.engines.onnx_engine import choose_providers
 from sketchsearch.runtime.engines.protocol import BackendUnavailableError
@@ -57,28 +54,10 @@ def test_provider_choice_prefers_gpus_and_refuses_a_missing_one() -> None:
     assert caught.value.exit_code == 2
 
 
-def solid_16px(path: Path, rgb: tuple[int, int, int]) -> Path:
-    """``solid``'s colour in other bytes (16 px), so that a query is not a gallery item."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.full((16, 16, 3), rgb[::-1], np.uint8))
-    return path
-
-
 @pytest.fixture
 def colour_split(tmp_path) -> tuple[Path, Path]:
-    root = tmp_path / "data"
-    # 16 px: the colour of photo/red/r1.png, not its bytes (a query that is byte for byte a
-    # gallery item is refused by evaluation, tests/runtime/test_evaluate_source.py).
-    solid_16px(root / "sketch" / "red" / "q.png", (255, 0, 0))
-    solid(root / "sketch" / "green" / "q.png", (0, 255, 0))
-    solid(root / "photo" / "red" / "r1.png", (255, 0, 0))  # red query: 1.0
-    solid(root / "photo" / "green" / "g1.png", (200, 150, 0))  # red 0.8, green 0.6
-    solid(root / "photo" / "red" / "r2.png", (150, 200, 0))  # red 0.6, green 0.8
-    solid(root / "photo" / "blue" / "b1.png", (0, 0, 255))  # 0 for both
-    collection = scan(root, "generic", domains=("sketch", "photo"))
-    config = SplitConfig(fractions=(1.0, 0.0, 0.0), small_categories="train")
-    split = build_split_file(collection, config, make_split(collection, config))
-    return root, save_split(split, tmp_path / "split.json")
+    part = make_colour_split(tmp_path)
+    return part.root, part.source
 
 
 def test_evaluate_on_a_case_worked_out_by_hand(colour_split, tmp_path) -> None:

@@ -17,9 +17,9 @@ import pytest
 import skimage.data
 
 from sketchsearch.data.errors import ImageDecodeError
+from sketchsearch.data.image_header import image_size
 from sketchsearch.data.imagefile import read_image
 from sketchsearch.runtime import preprocess
-from sketchsearch.runtime.image_header import image_size
 from sketchsearch.runtime.preprocess import (
     PreprocessConfig,
     preprocess_array,
@@ -315,7 +315,7 @@ def test_from_timm_reads_a_real_resolved_data_config() -> None:
 
 def test_the_module_never_imports_torch() -> None:
     code = (
-        "import sys, sketchsearch.runtime.preprocess, sketchsearch.runtime.image_header; "
+        "import sys, sketchsearch.runtime.preprocess, sketchsearch.data.image_header; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

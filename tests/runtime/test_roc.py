@@ -11,16 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from colour_engine import ColourEngine, solid
+from colour_engine import ColourEngine, colour_split
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sklearn_roc_curve
 
 from sketchsearch.cli.main import cli, run
 from sketchsearch.data.errors import ExitCode
-from sketchsearch.data.layouts import scan
-from sketchsearch.data.split_file import build_split_file, save_split
 from sketchsearch.data.split_spec import parse_split_spec
-from sketchsearch.data.splits import SplitConfig, make_split
 from sketchsearch.gallery.gallery import Gallery
 from sketchsearch.runtime.evaluation.roc import (
     RocError,
@@ -224,31 +221,10 @@ def test_bad_csv_files_name_the_file_and_the_fix(tmp_path: Path, text: str, mess
     assert str(path) in str(caught.value)
 
 
-def solid_16px(path: Path, rgb: tuple[int, int, int]) -> Path:
-    """``solid``'s colour in other bytes (16 px), so that a query is not a gallery item."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.full((16, 16, 3), rgb[::-1], np.uint8))
-    return path
-
-
 @pytest.fixture
 def colour_gallery(tmp_path: Path) -> tuple[Path, Path, Path]:
-    root = tmp_path / "data"
-    # 16 px: the colour of photo/red/r1.png, not its bytes (a query that is byte for byte a
-    # gallery item is refused by evaluation, tests/runtime/test_evaluate_source.py).
-    solid_16px(root / "sketch" / "red" / "q.png", (255, 0, 0))
-    solid(root / "sketch" / "green" / "q.png", (0, 255, 0))  # (0, 1, 0)
-    solid(root / "photo" / "red" / "r1.png", (255, 0, 0))  # red q 1.0, green q 0
-    solid(root / "photo" / "green" / "g1.png", (200, 150, 0))  # red q 0.8, green q 0.6
-    solid(root / "photo" / "red" / "r2.png", (150, 200, 0))  # red q 0.6, green q 0.8
-    solid(root / "photo" / "blue" / "b1.png", (0, 0, 255))  # 0 for both
-    collection = scan(root, "generic", domains=("sketch", "photo"))
-    config = SplitConfig(fractions=(1.0, 0.0, 0.0), small_categories="train")
-    split = save_split(
-        build_split_file(collection, config, make_split(collection, config)),
-        tmp_path / "split.json",
-    )
-    part = parse_split_spec(f"{split}:train", root)
+    part = colour_split(tmp_path)
+    root, split = part.root, part.source
     build_gallery(ColourEngine(), tmp_path / "g", root, split_sources(part, "photo"))
     return root, split, tmp_path / "g"
 

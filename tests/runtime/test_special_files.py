@@ -4,7 +4,6 @@ nor stops the rest of the batch. So is a `--queries-from` line that cannot be a 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -12,36 +11,12 @@ import sys
 import threading
 from pathlib import Path
 
-import onnx
 import pytest
-from colour_engine import ColourEngine, solid
-from onnx import TensorProto, helper
+from colour_engine import ColourEngine, colour_onnx, solid
 
 from sketchsearch.runtime.gallery_build import add_files, build_gallery, folder_sources
-from sketchsearch.runtime.model_card import CARD_KEY
 
 TIMEOUT_S = 30  # seconds; the CLI needs about one
-
-
-def colour_onnx(path: Path) -> Path:
-    """The colour engine as an ONNX file: unit-length mean RGB of a uint8 NHWC batch."""
-    card = dataclasses.replace(ColourEngine().card, output_names=("embedding",))
-    nodes = [
-        helper.make_node("Cast", ["images"], ["x"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[1, 2], keepdims=0),
-        helper.make_node("LpNormalization", ["mean"], ["embedding"], axis=1, p=2),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "colour",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["n", 8, 8, 3])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["n", 3])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    helper.set_model_props(model, {CARD_KEY: card.to_json()})
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture
