@@ -1,5 +1,9 @@
 """The chain behind `sketchsearch bench`: export a checkpoint in each precision, then latency,
-accuracy and one report. Every intermediate JSON is kept in the output folder.
+accuracy and one report. Every intermediate JSON is kept in the output folder,
+and each exported model gets ``<model>.backends.json``: the backend that ran it fastest here
+(engine alone) for single queries and for batches, among those whose embeddings matched
+onnxruntime's on real photos (parity, checked after each export), which ``retrieve`` and
+gallery building then use.
 
 A step that fails is a failed row of the report, never the end of the run: an export that
 fails (a checkpoint that cannot be read included) is recorded with its reason and the chain
@@ -125,8 +129,18 @@ def export_all(
                 entry["verification"] = result.verification.to_dict()
         except SketchsearchError as err:
             entry.update(status="failed", reason=str(err))
+        else:
+            entry["backend_parity"] = [backend_parity(target, config.latency.threads)]
         entries.append(entry)
     return entries
+
+
+def backend_parity(model: Path, threads: int | None) -> dict[str, Any]:
+    """OpenVINO against onnxruntime on ``model`` (real photos, cosine >= 0.9999; int8: 0.98):
+    the figures, "unavailable" where openvino is not installed, or "failed" and why."""
+    from sketchsearch.benchmarks.backend_recommendation import parity_entry
+
+    return parity_entry(model, "openvino", threads)
 
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None] = _quiet) -> dict[str, Path]:
@@ -135,6 +149,10 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = _quiet) -> 
     ("bench: exporting fp32…", "bench: latency…", "bench: accuracy…", with --ann-size
     "bench: ann…", then "bench: report…")."""
     from sketchsearch.benchmarks.accuracy import AccuracyConfig, run_accuracy
+    from sketchsearch.benchmarks.backend_recommendation import (
+        parity_cosines,
+        write_recommendations,
+    )
     from sketchsearch.benchmarks.latency import run_latency
     from sketchsearch.benchmarks.report import build_report
     from sketchsearch.data.errors import UsageError
@@ -153,6 +171,13 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = _quiet) -> 
     progress("bench: latency…")
     latency = run_latency(replace(config.latency, models=models))
     _write(config.out / "latency.json", latency)
+    parity = {
+        str(config.out / e["file"]): parity_cosines(e.get("backend_parity", [])) for e in exports
+    }
+    for path in write_recommendations(latency, parity):
+        progress(
+            f"bench: backends recommended for {path.name.removesuffix('.backends.json')}: {path}"
+        )
     progress("bench: accuracy…")
     accuracy = run_accuracy(
         AccuracyConfig(

@@ -65,6 +65,7 @@ class LatencyConfig:
     query_image: Path | None = None  # None: a synthetic 256 px JPEG
     repeat: int = 1
     k: int = 10
+    recommend: bool = False  # write <model>.backends.json beside each model measured
 
 
 def summarize(samples_ms: np.ndarray, batch_size: int) -> dict[str, float]:
@@ -282,6 +283,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[LatencyConfig, Path | None]:
     add("--query-image", type=Path, help="Image for the end-to-end split (default: synthetic).")
     add("--repeat", type=int, default=1, help="Measure N times; report the p50 spread.")
     add("--json", type=Path, help="Write the results here.")
+    add(
+        "--recommend",
+        action="store_true",
+        help="Write MODEL.backends.json beside each model: the fastest backend for single "
+        "queries (batch 1) and for batches (>= 8), engine alone, which retrieve and gallery "
+        "build then use. A backend other than the file's default must first embed as it does "
+        "(parity on real photos, cosine >= 0.9999; checked here, needs scikit-image).",
+    )
     args = parser.parse_args(argv)
     config = LatencyConfig(
         models=tuple(args.model),
@@ -294,6 +303,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[LatencyConfig, Path | None]:
         gallery_size=args.gallery_size,
         query_image=args.query_image,
         repeat=args.repeat,
+        recommend=args.recommend,
     )
     return config, args.json
 
@@ -305,7 +315,28 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(describe_row(row))
     if json_path is not None:
         json_path.write_text(dumps(report, indent=1) + "\n")
+    if config.recommend:
+        from sketchsearch.benchmarks.backend_recommendation import (
+            check_candidates,
+            write_recommendations,
+        )
+
+        parity, checks = check_candidates(report, config.threads)
+        for check in checks:
+            print(describe_parity(check))
+        for path in write_recommendations(report, parity):
+            print(f"recommendation: {path}")
     return report
+
+
+def describe_parity(check: dict[str, Any]) -> str:
+    """One line per parity check run for ``--recommend``: its cosine, or why there is none."""
+    head = f"parity {Path(check['model']).name} on {check['backend']}:"
+    if check["status"] != "ok":
+        return f"{head} {check['status']}: {check['reason']}"
+    bar = check["threshold"]  # the file's bar: PARITY_COSINE, or int8's export bar
+    verdict = "may be recommended" if check["min_cosine"] >= bar else "not recommended"
+    return f"{head} cosine min {check['min_cosine']:.6f} ({verdict}, needs >= {bar})"
 
 
 def describe_row(row: dict[str, Any]) -> str:

@@ -3,14 +3,13 @@
 The CPU model string alone does not tell two hosts apart ("AMD EPYC", 2 cores, on two cloud
 hosts whose figures differ 2-3.5x), so every record also carries a ``fingerprint``: a short hash
 of the host's machine id, CPU and core count. A report compares fingerprints to decide whether
-a result was measured on the machine its heading names.
+a result was measured on the machine its heading names. The fingerprint itself is the
+runtime's (``runtime/machine.py``), which checks it before using a backend recommendation.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import hashlib
 import os
 import platform
 import shlex
@@ -19,28 +18,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sketchsearch.runtime.machine import cpu_model, machine_fingerprint, machine_id
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
-def machine_id() -> str:
-    """systemd's /etc/machine-id (stable across reboots), else the host name."""
-    with contextlib.suppress(OSError):
-        text = Path("/etc/machine-id").read_text().strip()
-        if text:
-            return text
-    return platform.node()
-
-
-def machine_fingerprint() -> str:
-    """12 hex digits that name this machine without revealing its id."""
-    text = f"{machine_id()}|{cpu_model()}|{os.cpu_count()}"
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+__all__ = [
+    "cpu_model",
+    "describe_machine",
+    "machine_facts",
+    "machine_fingerprint",
+    "machine_id",
+    "run_record",
+]
 
 
 def machine_facts(**versions: str) -> dict[str, str]:

@@ -203,6 +203,7 @@ def markdown(
     plot: Path | None,
     notes: Sequence[str] = (),
     ann: AnnPanel | None = None,
+    exports: dict[str, Any] | None = None,
 ) -> str:
     here, elsewhere = ann_lines(ann)
     lines = [_heading(latency or accuracy or {})]
@@ -228,11 +229,31 @@ def markdown(
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells(r, footnotes)) + " |" for r in rows]
     lines += _footnote_lines(footnotes)
-    lines += _end_to_end_lines(rows) + _ratio_lines(latency, rows) + elsewhere
+    lines += _end_to_end_lines(rows) + _ratio_lines(latency, rows) + _parity_lines(exports)
+    lines += elsewhere
     if plot is not None:
         alt = "latency by batch size" + (" and ANN recall vs QPS" if ann else "")
         lines += ["", f"![{alt}]({plot.name})"]
     return "\n".join(lines) + "\n"
+
+
+def _parity_lines(exports: dict[str, Any] | None) -> list[str]:
+    """One line per export and backend: its cosine against onnxruntime on real photos."""
+    lines = []
+    for entry in (exports or {}).get("exports", []):
+        for check in entry.get("backend_parity", []):
+            if check["status"] != "ok":  # "unavailable" here, or the check "failed"
+                word = "not checked" if check["status"] == "unavailable" else "check failed"
+                lines.append(
+                    f"- `{entry['file']}` on {check['backend']}: {word} ({check['reason']})"
+                )
+                continue
+            mark = "passed" if check["passed"] else "FAILED"
+            lines.append(
+                f"- `{entry['file']}` on {check['backend']}: cosine min {check['min_cosine']:.6f}"
+                f" over {check['images']} photos, {mark} (needs >= {check['threshold']})"
+            )
+    return ["", "Backend parity against onnxruntime:", *lines] if lines else []
 
 
 def _end_to_end_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -352,7 +373,8 @@ def build_report(
     rows = combine(latency, accuracy, exports, steps)
     paths = {kind: out.with_name(f"{out.name}.{kind}") for kind in ("md", "json", "png")}
     plot(rows, panel, paths["png"], _heading(latency or accuracy or {}))
-    paths["md"].write_text(markdown(rows, latency, accuracy, paths["png"], notes, panel))
+    text = markdown(rows, latency, accuracy, paths["png"], notes, panel, exports)
+    paths["md"].write_text(text)
     payload = {
         "kind": "sketchsearch-report",
         "date": (latency or accuracy or {}).get("date"),

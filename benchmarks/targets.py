@@ -62,7 +62,11 @@ class Target:
 
 
 def list_targets(models: Sequence[Path], providers: Sequence[str]) -> list[Target]:
-    """Every (model, backend) pair asked for, runnable here or not."""
+    """Every (model, backend) pair asked for, runnable here or not.
+
+    A file's rows are its default backend's, then those of every backend that also opens its
+    suffix (an ``.onnx`` also gets OpenVINO's rows): each is measured, or says why it is not.
+    """
     offered = offered_devices()
     unknown = sorted(set(providers) - set(offered))
     if unknown:
@@ -74,9 +78,11 @@ def list_targets(models: Sequence[Path], providers: Sequence[str]) -> list[Targe
             raise UsageError(
                 f"--model {model}: not a {_either(known_suffixes())} file{missing_plugins_hint()}"
             )
-        offers = _offers(backend, providers)
-        read = _precision(model, backend) if any(o.precision is None for o in offers) else "?"
-        targets.extend(Target(model, backend, o, o.precision or read) for o in offers)
+        runners = [backend, *(b for b in all_backends() if b is not backend and b.opens(model))]
+        offers = [(runner, offer) for runner in runners for offer in _offers(runner, providers)]
+        needs_card = any(offer.precision is None for _, offer in offers)
+        read = _precision(model, backend) if needs_card else "?"
+        targets.extend(Target(model, b, o, o.precision or read) for b, o in offers)
     return targets
 
 
@@ -167,7 +173,8 @@ def environment(threads: int | None) -> dict[str, str]:
     from importlib import metadata
 
     versions = {}
-    for name in ("sketchsearch", "numpy", "onnxruntime", "onnxruntime-gpu", "torch", "timm"):
+    names = ("sketchsearch", "numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "torch", "timm")
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

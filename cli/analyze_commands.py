@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sketchsearch.cli.options import EngineOption, FiniteFloat
+from sketchsearch.cli.options import EngineOption, FiniteFloat, backend_option, chosen_backend
 from sketchsearch.data.errors import UsageError
 from sketchsearch.data.strict_json import dumps, undefined_as_null
 from sketchsearch.train.cam_methods import METHODS
@@ -43,6 +43,7 @@ def analyze() -> None:
 @click.option("--seed", type=int, help="Seed of the pair sampling (engine mode; default 0).")
 @click.option("--max-pairs", type=click.IntRange(min=1), help="Per kind (default 200000).")
 @click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt (engine mode).")
+@backend_option
 @click.option("--threads", type=int, help="Inference threads (engine mode).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Engine batch (default 32).")
 @click.option(
@@ -80,6 +81,7 @@ def roc(
     seed: int | None,
     max_pairs: int | None,
     provider: str | None,
+    backend: str | None,
     threads: int | None,
     batch_size: int | None,
     target_fpr: float,
@@ -118,6 +120,7 @@ def roc(
         "--split": split_spec,
         "--data": data_root,
         "--provider": provider,
+        "--backend": backend,
         "--threads": threads,
         "--batch-size": batch_size,
         "--drop-gallery-queries": drop_gallery_queries or None,
@@ -145,7 +148,7 @@ def roc(
             max_negatives=max_pairs or PairSampling.max_negatives,
             seed=seed if seed is not None else PairSampling.seed,
         )
-        options = _EngineOptions(engine, index, split_spec, data_root, provider, threads)
+        options = _EngineOptions(engine, index, split_spec, data_root, provider, threads, backend)
         report, model = _engine_report(
             options, instance, sampling, target_fpr, batch_size or 32, drop_gallery_queries
         )
@@ -170,6 +173,7 @@ class _EngineOptions:
     data_root: Path | None
     provider: str | None
     threads: int | None
+    backend: str | None
 
 
 def _pairs_report(pairs: Path, target_fpr: float) -> RocReport:
@@ -197,8 +201,13 @@ def _engine_report(
     if options.engine is None or options.index is None or options.split_spec is None:
         raise UsageError("--engine needs --index GALLERY and --split SPLIT[:PART] --data ROOT")
     part = parse_split_spec(options.split_spec, options.data_root, default_part="val")
+    chosen, provider = chosen_backend(
+        options.engine, options.backend, "batch", options.provider, options.threads
+    )
     with (
-        open_engine(options.engine, provider=options.provider, threads=options.threads) as engine,
+        open_engine(
+            options.engine, provider=provider, threads=options.threads, backend=chosen
+        ) as engine,
         open_gallery(options.index, expected_model=model_ref(engine.card)) as gallery,
     ):
         report = roc_for_gallery(

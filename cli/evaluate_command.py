@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sketchsearch.cli.options import EngineOption
+from sketchsearch.cli.options import EngineOption, backend_option, chosen_backend
 from sketchsearch.cli.retrieve_command import rerank_options
 from sketchsearch.data.strict_json import dumps, undefined_as_null
 
@@ -34,6 +34,7 @@ SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", 
     help="Leave out queries that are themselves gallery items (same bytes) instead of refusing.",
 )
 @click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt.")
+@backend_option
 @click.option("--threads", type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--ef", type=click.IntRange(min=1), help="HNSW search breadth.")
@@ -49,6 +50,7 @@ def evaluate(
     no_exact: bool,
     drop_gallery_queries: bool,
     provider: str | None,
+    backend: str | None,
     threads: int | None,
     batch_size: int,
     ef: int | None,
@@ -80,8 +82,11 @@ def evaluate(
     reranking = rerank_config(rerank, rerank_k)
     part = parse_split_spec(split_spec, data_root)
     pair = tuple(direction.split("2")) if direction else None
+    chosen, provider = chosen_backend(engine, backend, "batch", provider, threads)
     with (
-        open_engine(engine, provider=provider, threads=threads, batch_pipeline=True) as model,
+        open_engine(
+            engine, provider=provider, threads=threads, batch_pipeline=True, backend=chosen
+        ) as model,
         open_gallery(index, expected_model=model_ref(model.card)) as gallery,
     ):
         result = run_evaluation(

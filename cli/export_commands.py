@@ -1,4 +1,5 @@
-"""`sketchsearch export onnx|verify|lint|tensorrt`: thin commands over the export library."""
+"""`sketchsearch export onnx|verify|lint|openvino|parity|tensorrt`: thin commands over the
+export library."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ COMMANDS = {
     "lint": (
         "sketchsearch.cli.export_commands:lint_command",
         "Check an ONNX file against TensorRT's parser rules (no GPU needed).",
+    ),
+    "openvino": (
+        "sketchsearch.cli.export_commands:openvino_command",
+        "ONNX → OpenVINO IR (.xml/.bin) with its card, checked (needs [openvino]).",
+    ),
+    "parity": (
+        "sketchsearch.cli.export_commands:parity_command",
+        "Check another backend embeds an ONNX file as onnxruntime does.",
     ),
     "tensorrt": (
         "sketchsearch.cli.tensorrt_commands:tensorrt",
@@ -168,3 +177,67 @@ def lint_command(model_path: Path, json_out: bool) -> None:
         raise TensorRTCompatibilityError(
             f"{model_path}: {len(report.errors)} TensorRT parser rule(s) broken"
         )
+
+
+_PARITY_IMAGES = click.option(
+    "--images",
+    type=_PATH,
+    help="Folder of images to compare on (default: scikit-image's sample photos).",
+)
+
+
+@click.command("openvino")
+@click.option("--onnx", "onnx_path", type=_PATH, required=True, help="model.onnx to convert.")
+@click.option("--output", type=_PATH, help="model.xml to write (default: beside the ONNX).")
+@click.option(
+    "--compress-fp16", is_flag=True, help="Store weights in fp16 (default: fp32, as the ONNX)."
+)
+@_PARITY_IMAGES
+def openvino_command(
+    onnx_path: Path, output: Path | None, compress_fp16: bool, images: Path | None
+) -> None:
+    """Convert an exported ONNX file to OpenVINO's IR, card inside; exit 4 if it embeds
+    differently from the ONNX under onnxruntime (cosine < 0.9999; an int8 file: < 0.98, its
+    export bar). A failed check writes nothing: an earlier IR at --output stays.
+
+    The OpenVINO backend also runs the .onnx itself (`--backend openvino`); the IR saves the
+    ONNX import at each open.
+
+    \b
+    Example:
+      sketchsearch export openvino --onnx model.onnx --output model.xml
+      retrieve --engine model.xml --query sketch.png
+    """
+    from sketchsearch.export.to_openvino_ir import export_openvino
+
+    result = export_openvino(onnx_path, output, compress_fp16, images)
+    click.echo(result.parity.describe())
+    click.echo(f"wrote {result.path} and {result.path.with_suffix('.bin')}")
+
+
+@click.command("parity")
+@click.option("--onnx", "onnx_path", type=_PATH, required=True, help="The reference .onnx.")
+@click.option("--backend", required=True, metavar="NAME", help="Backend to compare, e.g. openvino.")
+@click.option("--model", "candidate", type=_PATH, help="File it runs (default: the --onnx).")
+@_PARITY_IMAGES
+@click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
+def parity_command(
+    onnx_path: Path,
+    backend: str,
+    candidate: Path | None,
+    images: Path | None,
+    threads: int | None,
+) -> None:
+    """Embed the same photos with onnxruntime (on --onnx) and with --backend (on --model);
+    exit 4 when any image's cosine is below 0.9999 (an int8 file: below 0.98, its export bar).
+
+    \b
+    Example:
+      sketchsearch export parity --onnx model.onnx --backend openvino
+      sketchsearch export parity --onnx model.onnx --backend openvino --model model.xml
+    """
+    from sketchsearch.export.backend_parity import check_parity, require_parity
+
+    report = check_parity(onnx_path, candidate or onnx_path, backend, images, threads)
+    click.echo(report.describe())
+    require_parity(report)

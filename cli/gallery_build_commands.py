@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from sketchsearch.cli.gallery_commands import gallery
-from sketchsearch.cli.options import EngineOption
+from sketchsearch.cli.options import BackendOption, EngineOption, chosen_backend
 from sketchsearch.data.errors import ExitCode
 
 _PATH = click.Path(path_type=Path)
@@ -21,14 +21,21 @@ def _engine_options(command: F) -> F:
         [
             click.option("--engine", cls=EngineOption, type=_PATH, required=True),
             click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt."),
+            click.option("--backend", cls=BackendOption, metavar="NAME"),
             click.option(
                 "--threads",
                 type=click.IntRange(min=1),
                 help="Inference threads (default: all cores).",
             ),
-            click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
             click.option(
-                "--workers", type=click.IntRange(min=1), help="Decoding threads (default: up to 4)."
+                "--batch-size",
+                type=click.IntRange(min=1),
+                help="Images per batch (default: 32 up to 224 px input, fewer above).",
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(min=1),
+                help="Decoding threads (default: one per available core, up to 4).",
             ),
             click.option("--quiet", is_flag=True, help="No progress bar."),
         ]
@@ -50,8 +57,9 @@ def _engine_options(command: F) -> F:
 def build(
     engine: Path,
     provider: str | None,
+    backend: str | None,
     threads: int | None,
-    batch_size: int,
+    batch_size: int | None,
     workers: int | None,
     quiet: bool,
     images: Path | None,
@@ -94,8 +102,14 @@ def build(
         part = parse_split_spec(split_spec, data_root)
         root, sources = part.root, split_sources(part, domain)
         origin = split_source(part, domain)
+    chosen, provider = chosen_backend(engine, backend, "batch", provider, threads)
     with open_engine(
-        engine, provider=provider, threads=threads, batch_pipeline=True, domain="gallery"
+        engine,
+        provider=provider,
+        threads=threads,
+        batch_pipeline=True,
+        domain="gallery",
+        backend=chosen,
     ) as model:
         report = build_gallery(
             model,
@@ -127,8 +141,9 @@ def build(
 def add(
     engine: Path,
     provider: str | None,
+    backend: str | None,
     threads: int | None,
-    batch_size: int,
+    batch_size: int | None,
     workers: int | None,
     quiet: bool,
     directory: Path,
@@ -146,8 +161,14 @@ def add(
     from sketchsearch.runtime.engines.table import open_engine
     from sketchsearch.runtime.gallery_build import add_files, describe_build
 
+    chosen, provider = chosen_backend(engine, backend, "batch", provider, threads)
     with open_engine(
-        engine, provider=provider, threads=threads, batch_pipeline=True, domain="gallery"
+        engine,
+        provider=provider,
+        threads=threads,
+        batch_pipeline=True,
+        domain="gallery",
+        backend=chosen,
     ) as model:
         report = add_files(
             model, directory, list(paths), batch_size, workers, progress=False if quiet else None

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class EngineOption(click.Option):
@@ -20,6 +24,51 @@ class EngineOption(click.Option):
 
         self.help = f"{self.purpose}: {describe_backends()}."
         return super().get_help_record(ctx)
+
+
+class BackendOption(click.Option):
+    """``--backend``, whose help names the backend table's entries; read only for help."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from sketchsearch.runtime.engines.protocol import BackendUnavailableError
+        from sketchsearch.runtime.engines.table import BUILTIN_BACKENDS, all_backends
+
+        try:
+            backends = all_backends()
+        except BackendUnavailableError:  # a broken plugin: --help still works, built-ins only
+            backends = BUILTIN_BACKENDS
+        names = ", ".join(backend.name for backend in backends)
+        self.help = (
+            f"Engine backend by name ({names}), e.g. openvino for an .onnx. Default: the one "
+            "MODEL.backends.json (written by `sketchsearch bench`) recommends on this machine, "
+            "else the file type's."
+        )
+        return super().get_help_record(ctx)
+
+
+def backend_option(command: F) -> F:
+    """``--backend NAME`` for a command that opens ``--engine``."""
+    return click.option("--backend", cls=BackendOption, metavar="NAME")(command)
+
+
+def chosen_backend(
+    engine: Path,
+    backend: str | None,
+    workload: str,
+    provider: str | None,
+    threads: int | None = None,
+) -> tuple[str | None, str | None]:
+    """The backend and provider to open ``engine`` with; says which on stderr, and why.
+
+    ``workload``: "single" (retrieve) or "batch" (gallery building, evaluation); ``threads``:
+    the command's --threads (a recommendation measured with others is set aside).
+    """
+    from sketchsearch.runtime.engines.backend_choice import choose_backend
+
+    choice = choose_backend(engine, backend, workload, provider, threads)
+    if choice.note is not None:
+        click.echo(choice.note, err=True)
+    return choice.backend, provider or choice.device
 
 
 class FiniteFloat(click.FloatRange):

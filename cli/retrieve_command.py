@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from sketchsearch.cli.options import FINITE_FLOAT, EngineOption
+from sketchsearch.cli.options import FINITE_FLOAT, EngineOption, backend_option
 from sketchsearch.data.errors import ExitCode, SketchsearchError
 
 RERANK_CHOICES = ("none", "aqe", "kreciprocal")  # rerank.RERANK_METHODS, without numpy at start-up
@@ -86,6 +86,7 @@ class RetrieveSetupError(SketchsearchError):
 )
 @click.option("--cam-method", default="gradcam", show_default=True, help="With --explain.")
 @click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt (default: best).")
+@backend_option
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
 @click.option(
     "--ef", type=click.IntRange(min=1), help="HNSW search breadth (default: the gallery's)."
@@ -109,6 +110,7 @@ def retrieve(
     explain: Path | None,
     cam_method: str,
     provider: str | None,
+    backend: str | None,
     threads: int | None,
     ef: int | None,
     min_score: float | None,
@@ -151,8 +153,10 @@ def retrieve(
 
         reranking = rerank_config(rerank, rerank_k)
         paths = query_stream(queries, query_dir, query_list)  # a list is read as it is answered
-        config = RetrieverConfig(engine, index, provider, threads, min_score, reranking)
-        retriever, gallery_dir = open_retriever(config)
+        config = RetrieverConfig(
+            engine, index, provider, threads, min_score, reranking, backend=backend
+        )
+        retriever, gallery_dir = open_retriever(config, lambda note: click.echo(note, err=True))
     except SketchsearchError as err:
         if debug:
             raise

@@ -35,6 +35,7 @@ from sketchsearch.export.verify import (
     torch_embeddings,
     write_report,
 )
+from sketchsearch.runtime.engines.recommendation import recommendation_path
 from sketchsearch.runtime.model_card import PRECISIONS, ModelCard
 from sketchsearch.train.checkpoint_card import LoadedCheckpoint, load_with_card
 from sketchsearch.train.run_folder import RunFolder
@@ -182,6 +183,8 @@ def _export_one(
                     f"{report_path}); the model was not written"
                 )
         os.replace(staged, target)
+        # Backend figures measured on the file this one replaces are not this file's.
+        recommendation_path(target).unlink(missing_ok=True)
     return ExportResult(
         path=target,
         card=card,

@@ -26,6 +26,8 @@ from sketchsearch.gallery.results import (
     SearchResult,
 )
 
+WARM_K = 10  # results per warm-up search: `retrieve`'s default -k
+
 
 @runtime_checkable
 class GalleryStore(Protocol):
@@ -54,6 +56,11 @@ class GalleryStore(Protocol):
         threads: int = 1,
     ) -> list[SearchResult]:
         """The ``k`` best live items per query, best first; ``filter`` keeps these labels."""
+        ...
+
+    def warm(self, k: int = WARM_K) -> int:
+        """Search once for a throw-away vector, so that the first real search is as fast as
+        later ones (index pages, prepared statements); the number of items it found."""
         ...
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
@@ -117,3 +124,10 @@ def check_model(where: str, built: ModelRef, expected: ModelRef) -> str | None:
             "same weights, vectors are comparable"
         )
     return None
+
+
+def warm_vectors(count: int, dim: int) -> np.ndarray:
+    """``count`` fixed unit vectors in no special direction, for warm-up searches: not from
+    numpy.random, which a fresh process would import just for this (11 ms)."""
+    vectors = np.cos(np.arange(count * dim, dtype=np.float64) * 0.7 + 0.3).reshape(count, dim)
+    return np.asarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), np.float32)

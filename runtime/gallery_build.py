@@ -29,7 +29,9 @@ from sketchsearch.gallery.store import GalleryStore
 from sketchsearch.gallery.store_table import create_gallery, open_gallery
 from sketchsearch.runtime.engines.protocol import Engine
 from sketchsearch.runtime.pipeline import (
+    MAX_WORKERS,
     Failure,
+    available_cpus,
     embed_paths,
     points_outside,
     relative_to_root,
@@ -103,7 +105,7 @@ def build_gallery(
     out: str | os.PathLike[str],
     root: Path,
     sources: Sequence[Source],
-    batch_size: int = 32,
+    batch_size: int | None = None,
     workers: int | None = None,
     progress: bool | None = None,
     source: GallerySource = FOLDER_SOURCE,
@@ -137,7 +139,7 @@ def add_files(
     engine: Engine,
     gallery_dir: str | os.PathLike[str],
     files: Sequence[Path],
-    batch_size: int = 32,
+    batch_size: int | None = None,
     workers: int | None = None,
     progress: bool | None = None,
 ) -> BuildReport:
@@ -212,7 +214,7 @@ def _index(
     engine: Engine,
     gallery: GalleryStore,
     sources: Sequence[Source],
-    batch_size: int,
+    batch_size: int | None,
     workers: int | None,
     progress: bool | None,
     check_known: bool,
@@ -259,7 +261,7 @@ def _hash_files(files: Sequence[Path], workers: int | None) -> dict[Path, str]:
         except ImageDecodeError:
             return file, ""  # unreadable: embedding will report it
 
-    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=workers or min(MAX_WORKERS, available_cpus())) as pool:
         return dict(pool.map(digest, files))
 
 

@@ -8,6 +8,7 @@ memory stays bounded however many files there are. Results come back in input or
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 import time
@@ -22,7 +23,56 @@ import numpy as np
 from sketchsearch.data.errors import ImageDecodeError
 from sketchsearch.data.imagefile import read_bytes
 from sketchsearch.runtime.engines.protocol import Engine
+from sketchsearch.runtime.machine import available_cpus as available_cpus  # re-exported
 from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_bytes
+
+# 32 images per batch up to 224 px: 64-256 saved no CPU per image for the demo model (48 px),
+# and a larger first batch delays the first inference.
+REFERENCE_BATCH = 32
+REFERENCE_PX = 224
+MIN_BATCH = 8
+MAX_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class PipelineSizes:
+    batch_size: int
+    workers: int
+
+
+def pipeline_sizes(
+    input_size: int,
+    files: int,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    prefetch: int = 2,
+    cpus: int | None = None,
+) -> PipelineSizes:
+    """Batch and decode-thread counts for embedding ``files`` images: the given ones, else
+    chosen from the machine and the model's input size.
+
+    Workers: one decode thread per core the process may use, up to ``MAX_WORKERS``. While the
+    first batch decodes the engine has nothing to do, so every core should be decoding; later
+    the decoders only run ahead by ``prefetch`` batches. The cap bounds memory: each decode in
+    flight may hold up to 1.6 GiB (a 100 MP 16-bit RGBA PNG; README "Errors and exit codes"),
+    so 4 workers bound decoding at about 6.5 GiB whatever the core count; ``--workers`` raises
+    it where memory allows.
+
+    Batch: 32 up to 224 px; above, fewer (a power of two, at least 8) so that a batch holds no
+    more pixels than 32 at 224 px; and small enough that there are at least ``prefetch + 2``
+    batches, because inference overlaps decoding only from the second on.
+    """
+    if batch_size is None:
+        scaled = REFERENCE_BATCH * (REFERENCE_PX / max(input_size, REFERENCE_PX)) ** 2
+        batch_size = max(MIN_BATCH, 2 ** math.floor(math.log2(scaled)))
+        batch_size = max(1, min(batch_size, math.ceil(files / (prefetch + 2))))
+    if workers is None:
+        workers = min(MAX_WORKERS, cpus or available_cpus())
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    return PipelineSizes(batch_size, workers)
 
 
 @dataclass(frozen=True)
@@ -73,17 +123,18 @@ def load_image(path: str | os.PathLike[str], config: PreprocessConfig) -> _Loade
 def embed_paths(
     engine: Engine,
     paths: Sequence[str | os.PathLike[str]],
-    batch_size: int = 32,
+    batch_size: int | None = None,
     workers: int | None = None,
     prefetch: int = 2,
     progress: bool | None = None,
     description: str = "embedding",
 ) -> EmbedResult:
-    """Embed every readable file; unreadable ones become :class:`Failure` entries."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    workers = workers or min(4, os.cpu_count() or 1)
+    """Embed every readable file; unreadable ones become :class:`Failure` entries.
+
+    ``batch_size`` and ``workers`` (decode threads) default to :func:`pipeline_sizes`'."""
     config = engine.card.preprocess
+    sizes = pipeline_sizes(config.input_size, len(paths), batch_size, workers, prefetch)
+    batch_size, workers = sizes.batch_size, sizes.workers
     start = time.perf_counter()
     result = EmbedResult(np.empty((0, engine.card.embed_dim), np.float32), [], [])
     chunks: list[np.ndarray] = []

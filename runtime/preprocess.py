@@ -45,7 +45,7 @@ import numpy as np
 from sketchsearch.data.imagefile import (
     DEFAULT_MAX_PIXELS,
     check_pixels,
-    decode_image,
+    decode_checked,
     image_dimensions,
     read_bytes,
 )
@@ -246,7 +246,7 @@ def preprocess_bytes(
     """As :func:`preprocess_file`, for bytes already read (e.g. to hash them too)."""
     fmt, width, height = image_dimensions(data, path, config.max_pixels)
     reduce = jpeg_reduction(fmt, min(width, height), config)
-    image = decode_image(data, path, config.max_pixels, reduce)
+    image = decode_checked(data, fmt, path, reduce)
     if reduce > 1:
         return _preprocess_reduced(image, (height, width), reduce, config)
     check_pixels(path, image.shape[1], image.shape[0], config.max_pixels)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -16,6 +16,7 @@ from typing import TypeVar
 from sketchsearch.data.errors import UsageError
 from sketchsearch.data.regular_file import UnusableName, name_from_line
 from sketchsearch.gallery.store_table import open_gallery
+from sketchsearch.runtime.engines.backend_choice import choose_backend
 from sketchsearch.runtime.engines.table import open_engine
 from sketchsearch.runtime.rerank import RerankConfig
 from sketchsearch.runtime.retriever import Retriever, default_gallery, model_ref
@@ -33,11 +34,32 @@ class RetrieverConfig:
     threads: int | None = None
     min_score: float | None = None
     reranking: RerankConfig = field(default_factory=RerankConfig)
+    backend: str | None = None  # --backend; None: the recommendation for single queries
 
 
-def open_retriever(config: RetrieverConfig) -> tuple[Retriever, Path]:
-    """The retriever and its gallery folder; the caller closes its engine and its gallery."""
-    model = open_engine(config.engine, provider=config.provider, threads=config.threads)
+def _quiet(_: str) -> None:
+    """The default ``notify``: say nothing."""
+
+
+def open_retriever(
+    config: RetrieverConfig, notify: Callable[[str], None] = _quiet
+) -> tuple[Retriever, Path]:
+    """The retriever and its gallery folder; the caller closes its engine and its gallery.
+
+    The backend is ``choose_backend``'s for single queries; ``notify`` gets its one-line note
+    (which backend, and why) when there is one.
+    """
+    choice = choose_backend(
+        config.engine, config.backend, "single", config.provider, config.threads
+    )
+    if choice.note is not None:
+        notify(choice.note)
+    model = open_engine(
+        config.engine,
+        provider=config.provider or choice.device,
+        threads=config.threads,
+        backend=choice.backend,
+    )
     try:
         gallery_dir = config.index or default_gallery(config.engine, model.card)
         if gallery_dir is None:

@@ -173,33 +173,30 @@ FIGURES: tuple[Figure, ...] = (
         ),
     ),
     Figure(
-        "efficientnet-ratio",
-        HOST_A,
+        "cpu-anchors",
+        HOST_B,
         (
             DEMO,
             "python benchmarks/make_checkpoint.py --out {out}/effnet/best.ckpt --backbone "
             "efficientnet_b0 --img-size 224",
-            "sketchsearch export onnx --checkpoint {out}/effnet/best.ckpt --output "
-            "{out}/effnet/model.fp32.onnx --calib-split demo-output/split.json:train "
-            "--data demo-output/data",
-            "python benchmarks/latency.py --model {out}/effnet/best.ckpt --model "
-            "{out}/effnet/model.fp32.onnx --providers cpu --batch-sizes 1 --warmup 10 "
-            "--iters 100 --threads 2 --repeat 2 --json {out}/latency-efficientnet_b0.json",
+            "python benchmarks/cpu_anchors.py --model demo-output/run/best.ckpt --model "
+            "{out}/effnet/best.ckpt --batch-sizes 1,8,32 --threads 2 --rounds 5 --iters 20 "
+            "--warmup 5 --work {out}/anchors --json {out}/cpu-anchors.json",
         ),
     ),
     Figure(
         "serving",
-        HOST_A,
+        HOST_B,
         (
             DEMO,
             "python benchmarks/retrieve_startup.py",
             "python benchmarks/make_checkpoint.py --out {out}/effnet/best.ckpt --backbone "
             "efficientnet_b0 --img-size 224",
             "sketchsearch export onnx --checkpoint {out}/effnet/best.ckpt --output "
-            "{out}/effnet.onnx --calib-split demo-output/split.json:train --data demo-output/data",
-            "python benchmarks/gallery_throughput.py --engine {out}/effnet.onnx --synth 320 "
-            "--count 200 --repeats 3",
-            "python benchmarks/gallery_throughput.py",
+            "{out}/effnet.onnx --no-verify",
+            "python benchmarks/gallery_throughput.py --case demo-output/model.onnx,demo,400 "
+            "--case demo-output/model.onnx,synth96,2000 --case {out}/effnet.onnx,synth320,200 "
+            "--repeats 5 --json {out}/gallery-throughput.json",
             "python benchmarks/preprocess_vs_timm.py --engine demo-output/model.onnx",
         ),
     ),

@@ -56,20 +56,30 @@ class Backend:
 
     name: str  # Engine.backend of the engines it opens
     label: str
-    suffixes: tuple[str, ...]  # lower case, with the dot
+    suffixes: tuple[str, ...]  # lower case, with the dot: the files it runs by default
     opener: str  # "module:function", function(path: Path, options: OpenOptions) -> Engine
     offers: tuple[Offer, ...]
     extra: str | None = None  # the sketchsearch extra that installs it; None: always installed
     probe: str | None = None  # "module:function(device)": BackendUnavailableError if not here
     card_reader: str | None = None  # "module:function(path) -> ModelCard", without opening
+    # Suffixes it also runs when chosen by name (``--backend``), without claiming them: the
+    # OpenVINO backend claims its IR's ``.xml`` and also opens ``.onnx``, whose default stays
+    # onnxruntime.
+    also_opens: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        bad = [s for s in self.suffixes if not s.startswith(".") or s != s.lower()]
+        bad = [
+            s for s in self.suffixes + self.also_opens if not s.startswith(".") or s != s.lower()
+        ]
         if not self.suffixes or bad:
             raise ValueError(f"backend {self.name!r}: suffixes must be like '.onnx', not {bad}")
         for field, value in (("opener", self.opener), ("probe", self.probe)):
             if value is not None and ":" not in value:
                 raise ValueError(f"backend {self.name!r}: {field} must be 'module:function'")
+
+    def opens(self, path: Path) -> bool:
+        """True when the backend runs ``path``: a suffix it claims or one it also opens."""
+        return path.suffix.lower() in self.suffixes + self.also_opens
 
     @property
     def module(self) -> str:
@@ -79,7 +89,8 @@ class Backend:
     def describe(self) -> str:
         """``.ckpt/.pt/.pth (torch eager, needs [train])``: for help texts and errors."""
         needs = f", needs [{self.extra}]" if self.extra else ""
-        return f"{'/'.join(self.suffixes)} ({self.label}{needs})"
+        also = f", also {'/'.join(self.also_opens)} by --backend" if self.also_opens else ""
+        return f"{'/'.join(self.suffixes)} ({self.label}{also}{needs})"
 
     def open(self, path: Path, options: OpenOptions | None = None) -> Engine:
         opener: Callable[[Path, OpenOptions], Engine] = self._function(self.opener)

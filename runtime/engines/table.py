@@ -9,6 +9,7 @@ table is listed, and once per process.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 from collections.abc import Callable, Iterable
@@ -45,6 +46,17 @@ BUILTIN_BACKENDS = (
         card_reader=f"{_CARDS}:read_sidecar",
         extra="tensorrt",
         offers=(Offer("tensorrt", "TensorRT", always=True),),
+    ),
+    Backend(
+        name="openvino",
+        label="OpenVINO",
+        suffixes=(".xml",),
+        also_opens=(".onnx",),
+        opener=f"{_ENGINES}.openvino_engine:open_openvino",
+        probe=f"{_ENGINES}.openvino_engine:check_openvino",
+        card_reader=f"{_ENGINES}.openvino_engine:read_openvino_card",
+        extra="openvino",
+        offers=(Offer("openvino-cpu", "OpenVINO CPU", device="cpu"),),
     ),
 )
 
@@ -135,12 +147,30 @@ def missing_plugins_hint() -> str:
     return " (no plugin backends registered: reinstall with `pip install -e .`)"
 
 
-def backend_named(name: str) -> Backend:
+def backend_named(name: str, option: str = "--backend") -> Backend:
     found = _find(lambda backend: backend.name == name)
     if found is None:
-        names = ", ".join(backend.name for backend in all_backends())
-        raise UsageError(f"no engine backend {name!r}; the table has {names}")
+        names = [backend.name for backend in all_backends()]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(
+            f"{option} {name}: no such engine backend{hint}; use one of {', '.join(names)}"
+        )
     return found
+
+
+def backend_opening(path: Path, name: str | None, option: str = "--backend") -> Backend:
+    """The backend named ``name`` if it runs ``path``'s suffix; None: the suffix's default."""
+    if name is None:
+        return backend_for(path)
+    backend = backend_named(name, option)
+    if not backend.opens(path):
+        runs = "/".join(backend.suffixes + backend.also_opens)
+        raise UsageError(
+            f"{option} {name}: it runs {runs} files, not {path.name}; "
+            f"drop {option} to use {path.suffix.lower()}'s default backend"
+        )
+    return backend
 
 
 def _find(matches: Callable[[Backend], bool]) -> Backend | None:
@@ -158,8 +188,9 @@ def open_engine(
     threads: int | None = None,
     batch_pipeline: bool = False,
     domain: str | None = None,
+    backend: str | None = None,
 ) -> Engine:
-    """The engine for a model file, from the backend that claims its suffix.
+    """The engine for a model file, from the backend that claims its suffix or ``backend``.
 
     ``provider``: the ``--provider`` option, onnxruntime's execution provider (``cpu``,
     ``cuda``, ``tensorrt`` or a provider name; None: the best there is); onnxruntime may still
@@ -168,6 +199,8 @@ def open_engine(
     ``batch_pipeline``: the engine will run beside decoding threads
     (gallery building, evaluation), so onnxruntime's threads must not spin-wait between runs.
     ``domain``: the side to embed ("gallery" when indexing) where the file holds both encoders.
+    ``backend``: a backend table name (``--backend``) that runs the file instead of the
+    suffix's default, e.g. "openvino" for an ``.onnx``; one that cannot is a UsageError.
     """
     model = Path(path)
     if not model.exists():
@@ -175,4 +208,4 @@ def open_engine(
     options = OpenOptions(
         device=provider, threads=threads, batch_pipeline=batch_pipeline, domain=domain
     )
-    return backend_for(model).open(model, options)
+    return backend_opening(model, backend).open(model, options)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from sketchsearch.cli.bench_command import bench
+from sketchsearch.runtime.engines.recommendation import read_recommendation
 
 
 def test_bench_command_runs_the_whole_chain(tiny_run: Path, tmp_path: Path) -> None:
@@ -30,6 +31,16 @@ def test_bench_command_runs_the_whole_chain(tiny_run: Path, tmp_path: Path) -> N
     assert payload["ann"]["this_machine"] is True and payload["ann"]["runs"] == [1000]
     assert payload["ann"]["provenance"]["source"] == "this run"
     assert json.loads((out / "ann.json").read_text())["runs"][0]["n"] == 1000
+    # OpenVINO: a row of its own, its parity on real photos, and the recommendation it won or
+    # lost (batch 1 only was measured: no batch workload)
+    assert "| `model.fp32.onnx` | OpenVINO CPU | fp32 | ok |" in text
+    assert "- `model.fp32.onnx` on openvino: cosine min " in text and ", passed (needs" in text
+    found = read_recommendation(out / "model.fp32.onnx")
+    assert found is not None and found.batch is None and found.single is not None
+    assert {c.row for c in found.single.candidates} == {"ort-cpu", "openvino-cpu"}
+    parity = {c.backend: c.parity for c in found.single.candidates}  # the export's check
+    assert parity["onnxruntime"] is None and (parity["openvino"] or 0) >= 0.9999
+    assert f"bench: backends recommended for model.fp32.onnx: {out}" in result.stderr
 
 
 SMALL = ["--precisions", "fp32", "--batch-sizes", "1", "--warmup", "0", "--iters", "1"]

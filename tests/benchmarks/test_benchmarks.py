@@ -59,7 +59,7 @@ def test_latency_json_has_every_column(latency_json: Path) -> None:
     data = json.loads(latency_json.read_text())
     assert {"cpu", "cores", "threads", "gpu", "onnxruntime", "torch"} <= set(data["environment"])
     rows = rows_by_backend(latency_json)
-    for backend in ("torch-cpu", "ort-cpu"):
+    for backend in ("torch-cpu", "ort-cpu", "openvino-cpu"):
         row = rows[backend]
         assert row["status"] == "ok" and row["reason"] is None
         assert set(row["batches"]) == {"1", "2"}
@@ -96,13 +96,17 @@ def test_accuracy_json_has_metrics_and_deltas(accuracy_json: Path) -> None:
     data = json.loads(accuracy_json.read_text())
     assert data["reference"] == "best.ckpt:torch-cpu"
     rows = rows_by_backend(accuracy_json)
-    for backend in ("torch-cpu", "ort-cpu"):
+    for backend in ("torch-cpu", "ort-cpu", "openvino-cpu"):
         row = rows[backend]
         assert row["status"] == "ok" and set(row["metrics"]) == METRICS
         assert set(row["exact"]) == METRICS and row["queries"] > 0 and row["gallery_items"] > 0
         assert set(row["delta_vs_reference"]) == METRICS
     assert rows["torch-cpu"]["delta_vs_reference"]["mAP@all"] == 0.0
     assert abs(rows["ort-cpu"]["delta_vs_reference"]["mAP@all"]) < 0.01  # fp32 export
+    # OpenVINO runs the same .onnx: the same ranking as onnxruntime.
+    assert rows["openvino-cpu"]["metrics"]["mAP@all"] == pytest.approx(
+        rows["ort-cpu"]["metrics"]["mAP@all"], abs=1e-3
+    )
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         assert rows["ort-cuda"]["status"] == "unavailable" and "metrics" not in rows["ort-cuda"]
 

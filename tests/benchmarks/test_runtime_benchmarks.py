@@ -47,6 +47,10 @@ def test_retrieve_startup_writes_timings_and_proves_no_torch(
     assert "import onnxruntime" in report["stages_s"]
     assert "open engine (onnxruntime session)" in report["stages_s"]
     assert {"target_s", "meets_target", "first_run_s", "environment"} <= report.keys()
+    assert "open retriever (warms the gallery)" in report["stages_s"]
+    search = report["search_ms_in_one_process"]
+    assert set(search) == {"warm_up_at_open", "first", "steady"}
+    assert all(value > 0 for value in search.values())
 
 
 def test_gallery_throughput_reports_both_rates_and_their_ratio(
@@ -56,14 +60,37 @@ def test_gallery_throughput_reports_both_rates_and_their_ratio(
     args = ["--engine", str(onnx_model), "--images", str(data_root / "photo" / VARIANT)]
     args += ["--count", "12", "--batch-size", "4", "--repeats", "1", "--workers", "2"]
     assert gallery_throughput.main([*args, "--work", str(tmp_path), "--json", str(out)]) == 0
-    report = json.loads(out.read_text())
-    assert report["engine_ips_median"] > 0 and report["build_gallery_ips_median"] > 0
-    assert report["ratio_median"] == report["ratios"][0] > 0
-    assert report["images"]["count"] == 12
-    assert (report["batch_size"], report["workers"]) == (4, 2)
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["engine_ips_median"] > 0 and case["build_gallery_ips_median"] > 0
+    assert case["ratio_median"] == case["ratios"][0] > 0
+    assert case["images"]["count"] == 12
+    assert (case["batch_size"], case["workers"]) == (4, 2)
     assert {"engine_slowdown_in_pipeline", "cpu_bound_ratio", "decode_alone_ms_per_image"} <= (
-        report.keys()
+        case.keys()
     )
+
+
+def test_gallery_throughput_measures_cases_side_by_side_with_build_gallerys_sizes(
+    onnx_model: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sketchsearch.runtime.pipeline import pipeline_sizes
+
+    out = tmp_path / "throughput.json"
+    photos = data_root / "photo" / VARIANT
+    args = ["--case", f"{onnx_model},{photos},10", "--case", f"{onnx_model},synth40,6"]
+    args += ["--repeats", "2", "--work", str(tmp_path), "--json", str(out)]
+    assert gallery_throughput.main(args) == 0
+    report = json.loads(out.read_text())
+    first, second = report["cases"]
+    assert (first["images"]["count"], second["images"]["count"]) == (10, 6)
+    assert second["source_px"] == [40, 40] and len(first["ratios"]) == 2
+    for case in report["cases"]:
+        sizes = pipeline_sizes(case["input_px"], case["images"]["count"])
+        assert (case["batch_size"], case["workers"]) == (sizes.batch_size, sizes.workers)
+        assert case["cpu_ms_per_image"]["build_gallery"] > 0
+    assert report["environment"]["cores"] and {"date", "command"} <= report.keys()
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 2  # header, rule, one row per case
 
 
 def test_preprocess_matches_timm_on_the_tiny_model(

@@ -49,7 +49,7 @@ from sketchsearch.gallery.results import (
     SearchResult,
 )
 from sketchsearch.gallery.scores import exact_scores
-from sketchsearch.gallery.store import check_model
+from sketchsearch.gallery.store import WARM_K, check_model
 from sketchsearch.gallery.store_table import StoreKind
 from sketchsearch.runtime.evaluation.evaluate import evaluate
 from sketchsearch.runtime.evaluation.roc_gallery import roc_for_gallery, write_threshold
@@ -97,6 +97,12 @@ class BruteForceStore:
             )
             for row, s, o in zip(found, scores, order, strict=True)
         ]
+
+    def warm(self, k: int = WARM_K) -> int:
+        if not any(not r.deleted for r in self._rows):
+            return 0
+        query = np.ones((1, self._manifest.dim), np.float32) / np.sqrt(self._manifest.dim)
+        return len(self.search(query, k)[0].ids)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         position = {r.id: p for p, r in enumerate(self._rows) if not r.deleted}
@@ -251,7 +257,7 @@ def test_the_hnswlib_gallery_keeps_the_protocol(folder) -> None:
     # A new member is a decision for every backend (ADR 0005), not a convenience.
     assert set(protocol_members()) == {
         "ref", "manifest", "search", "vectors", "add", "remove", "digests", "labels",
-        "set_threshold", "set_source", "info", "export_vectors", "commit", "close",
+        "set_threshold", "set_source", "info", "export_vectors", "commit", "close", "warm",
         "__enter__", "__exit__",
     }  # fmt: skip
 

@@ -40,6 +40,7 @@ SUFFIXES = {
     ".ckpt": "torch",
     ".pt": "torch",
     ".pth": "torch",
+    ".xml": "openvino",
 }
 
 
@@ -76,7 +77,7 @@ def test_names_suffixes_and_rows_are_each_claimed_once() -> None:
     suffixes = [s for b in backends for s in b.suffixes]
     rows = [offer.key for b in backends for offer in b.offers]
     assert len(set(suffixes)) == len(suffixes) and len(set(rows)) == len(rows)
-    assert {b.name for b in backends} == {"onnxruntime", "tensorrt", "torch"}
+    assert {b.name for b in backends} == {"onnxruntime", "tensorrt", "torch", "openvino"}
     assert dict.fromkeys(suffixes) == dict.fromkeys(SUFFIXES)
 
 
@@ -126,8 +127,8 @@ def test_an_unknown_suffix_without_any_plugin_says_to_reinstall(
     with pytest.raises(UsageError) as raised:
         backend_for(Path("run/best.ckpt"))
     assert str(raised.value) == (
-        "--engine run/best.ckpt: unknown model type '.ckpt'; use one of .onnx, .plan, .engine "
-        "(no plugin backends registered: reinstall with `pip install -e .`)"
+        "--engine run/best.ckpt: unknown model type '.ckpt'; use one of .onnx, .plan, .engine, "
+        ".xml (no plugin backends registered: reinstall with `pip install -e .`)"
     )
 
 
@@ -136,8 +137,9 @@ def test_retrieve_help_lists_the_backends_of_the_table() -> None:
 
     result = CliRunner().invoke(retrieve, ["--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
+    words = " ".join(result.output.split())  # the list wraps over lines
     for backend in all_backends():
-        assert backend.describe() in result.output
+        assert backend.describe() in words
 
 
 def test_the_benchmark_rows_are_the_table_offers() -> None:
@@ -149,7 +151,12 @@ def test_the_benchmark_rows_are_the_table_offers() -> None:
     assert sorted(t.backend for t in listed) == sorted(offers)
     assert set(targets.backend_labels()) == set(offers)
     cpu_only = targets.list_targets(models, ("cpu",))
-    assert [t.key for t in cpu_only] == ["m.ckpt:torch-cpu", "m.onnx:ort-cpu", "m.plan:tensorrt"]
+    assert [t.key for t in cpu_only] == [
+        "m.ckpt:torch-cpu",
+        "m.onnx:ort-cpu",
+        "m.onnx:openvino-cpu",  # OpenVINO also opens an .onnx: its row follows the default's
+        "m.plan:tensorrt",
+    ]
 
 
 def test_benchmark_rows_follow_the_providers_order() -> None:
@@ -164,6 +171,7 @@ def test_benchmark_rows_follow_the_providers_order() -> None:
         "ort-tensorrt",  # onnxruntime: in the order --providers names them
         "ort-cuda",
         "ort-cpu",
+        "openvino-cpu",  # the backends that also open .onnx, after its default
         "tensorrt",
     ]
 
@@ -173,7 +181,7 @@ def test_an_unknown_benchmark_model_names_the_file_types() -> None:
 
     with pytest.raises(UsageError) as raised:
         targets.list_targets([Path("m.bin")], ("cpu",))
-    message = "--model m.bin: not a .onnx, .plan, .engine, .ckpt, .pt or .pth file"
+    message = "--model m.bin: not a .onnx, .plan, .engine, .xml, .ckpt, .pt or .pth file"
     assert str(raised.value) == message
 
 
@@ -224,6 +232,21 @@ def test_help_still_lists_the_built_ins_when_a_plugin_is_broken(
     text = table.describe_backends()
     assert ".onnx (onnxruntime)" in text and "engine backend 'x' failed to load" in text
     assert backend_for(Path("m.onnx")).name == "onnxruntime"  # built-ins need no plugin
+
+
+def test_backend_help_still_names_the_built_ins_when_a_plugin_is_broken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sketchsearch.cli.retrieve_command import retrieve
+
+    def broken() -> tuple[Backend, ...]:
+        raise BackendUnavailableError("engine backend 'x' failed to load")
+
+    monkeypatch.setattr(table, "plugin_backends", broken)
+    result = CliRunner().invoke(retrieve, ["--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    words = " ".join(result.output.split())
+    assert "Engine backend by name (onnxruntime, tensorrt, openvino)" in words
 
 
 def test_a_suffix_claimed_twice_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -153,7 +153,7 @@ def refuse_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object) -> np.ndarray:
         raise AssertionError("decoded although the header already exceeded max_pixels")
 
-    monkeypatch.setattr(preprocess, "decode_image", fail)
+    monkeypatch.setattr(preprocess, "decode_checked", fail)
 
 
 def test_a_png_bomb_is_refused_from_its_header(
