@@ -2,10 +2,12 @@
 
 ``sketchsearch bench`` (and ``benchmarks/latency.py --recommend``) measure every backend that
 opens a model file, at batch 1 and at larger batches, and write ``<model>.backends.json``
-with the winner of each workload and the figures it won with. No backend wins both on a
-2-core CPU (OpenVINO is faster for batches, onnxruntime for single queries), so there are two
-workloads: ``single`` (lowest batch-1 p50, what ``retrieve`` runs) and ``batch`` (most images
-per second at batch >= 8, what gallery building and evaluation run).
+with the winner of each workload and the figures it won with. The winner depends on the
+model, the batch size, the precision and the machine (README, "CPU anchors": on one 2-core
+host onnxruntime won single queries of both fp32 models tried, OpenVINO the small model's
+batches and its int8 file at every batch size), so there are two workloads: ``single``
+(lowest batch-1 p50, what ``retrieve`` runs) and ``batch`` (most images per second at batch
+>= 8, what gallery building and evaluation run).
 
 Each figure is the engine alone (``benchmarks/latency.py``'s embed rows: one engine, no image
 decoding beside it, onnxruntime with its intra-op spinning on) at the batch size it names; a
