@@ -29,9 +29,8 @@ from sketchsearch.gallery.store import GalleryStore
 from sketchsearch.gallery.store_table import create_gallery, open_gallery
 from sketchsearch.runtime.engines.protocol import Engine
 from sketchsearch.runtime.pipeline import (
-    MAX_WORKERS,
     Failure,
-    available_cpus,
+    default_workers,
     embed_paths,
     points_outside,
     relative_to_root,
@@ -261,7 +260,7 @@ def _hash_files(files: Sequence[Path], workers: int | None) -> dict[Path, str]:
         except ImageDecodeError:
             return file, ""  # unreadable: embedding will report it
 
-    with ThreadPoolExecutor(max_workers=workers or min(MAX_WORKERS, available_cpus())) as pool:
+    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
         return dict(pool.map(digest, files))
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from sketchsearch.data.errors import ImageDecodeError
 from sketchsearch.data.imagefile import read_bytes
 from sketchsearch.runtime.engines.protocol import Engine
-from sketchsearch.runtime.machine import available_cpus as available_cpus  # re-exported
+from sketchsearch.runtime.machine import available_cpus
 from sketchsearch.runtime.preprocess import PreprocessConfig, preprocess_bytes
 
 # 32 images per batch up to 224 px: 64-256 saved no CPU per image for the demo model (48 px),
@@ -38,6 +38,11 @@ MAX_WORKERS = 4
 class PipelineSizes:
     batch_size: int
     workers: int
+
+
+def default_workers(cpus: int | None = None) -> int:
+    """Decode (and hashing) threads: one per usable core, up to ``MAX_WORKERS`` (see below)."""
+    return min(MAX_WORKERS, cpus or available_cpus())
 
 
 def pipeline_sizes(
@@ -67,7 +72,7 @@ def pipeline_sizes(
         batch_size = max(MIN_BATCH, 2 ** math.floor(math.log2(scaled)))
         batch_size = max(1, min(batch_size, math.ceil(files / (prefetch + 2))))
     if workers is None:
-        workers = min(MAX_WORKERS, cpus or available_cpus())
+        workers = default_workers(cpus)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     if workers < 1:

@@ -77,3 +77,18 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         baseline=False,
     )
     return train(config).out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run's fp32 ONNX export, made once per session.
+
+    Read-only: a module that writes beside its model (backend recommendations, OpenVINO IRs,
+    the galleries record) copies the file into a folder of its own first.
+    """
+    from sketchsearch.export.pipeline import ExportOptions, export_onnx
+
+    folder = tmp_path_factory.mktemp("tiny-onnx")
+    options = ExportOptions(checkpoint=tiny_run / "best.ckpt", output=folder / "model.onnx")
+    (result,) = export_onnx(options)
+    return result.path

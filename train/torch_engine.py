@@ -132,8 +132,3 @@ class TorchEngine(EngineLifecycle):
         del self.model
         if self._device.type == "cuda":
             self._torch.cuda.empty_cache()
-
-    def warmup(self, iterations: int = 2) -> None:
-        size = self.card.input_size
-        for _ in range(iterations):
-            self.embed(np.zeros((1, size, size, 3), np.uint8))

@@ -2,7 +2,8 @@
 
 A backend subclasses ``EngineLifecycle``, frees what it holds in ``_release()``, calls
 ``_require_open()`` first thing in ``embed()``, and overrides ``synchronize()`` only when its
-work can still be running when ``embed()`` returns.
+work can still be running when ``embed()`` returns, and ``warmup()`` only when one image is
+not what its first real call looks like (TensorRT warms at its profile's batch).
 """
 
 from __future__ import annotations
@@ -10,12 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
+import numpy as np
+
 from sketchsearch.runtime.engines.protocol import EngineError
+from sketchsearch.runtime.model_card import ModelCard
 
 
 class EngineLifecycle:
     path: Path
+    card: ModelCard
     _closed: bool = False
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def warmup(self, iterations: int = 2) -> None:
+        """A few calls on one blank image, so that the first real call is not the slow one."""
+        blank = np.zeros((1, self.card.input_size, self.card.input_size, 3), np.uint8)
+        for _ in range(iterations):
+            self.embed(blank)
 
     def close(self) -> None:
         """Free the engine's sessions, buffers and streams; a second call does nothing."""

@@ -132,12 +132,6 @@ class OnnxEngine(EngineLifecycle):
         (embedding,) = self.session.run(["embedding"], feed)
         return np.asarray(embedding, dtype=np.float32)
 
-    def warmup(self, iterations: int = 2) -> None:
-        size = self.card.input_size
-        batch = np.zeros((1, size, size, 3), np.uint8)
-        for _ in range(iterations):
-            self.embed(batch)
-
     def _release(self) -> None:
         """onnxruntime frees the session's memory when the last reference goes."""
         del self.session

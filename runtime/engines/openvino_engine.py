@@ -53,7 +53,7 @@ def open_openvino(path: Path, options: OpenOptions) -> OpenVinoEngine:
     """The backend table's opener for ``.xml`` (IR) and, chosen by name, ``.onnx`` files."""
     if options.strict_device:
         check_openvino(options.device)
-    return OpenVinoEngine(path, threads=options.threads, batch_pipeline=options.batch_pipeline)
+    return OpenVinoEngine(path, threads=options.threads)
 
 
 def read_openvino_card(path: str | Path) -> ModelCard:
@@ -104,7 +104,6 @@ class OpenVinoEngine(EngineLifecycle):
         self,
         path: str | os.PathLike[str],
         threads: int | None = None,
-        batch_pipeline: bool = False,
     ) -> None:
         self.path = Path(path)
         core = openvino_core()  # first: it says which extra installs openvino
@@ -126,7 +125,6 @@ class OpenVinoEngine(EngineLifecycle):
         }
         if threads:
             config[props.inference_num_threads] = threads
-        self.batch_pipeline = batch_pipeline  # one synchronous request either way; see above
         try:
             self.compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as err:
@@ -153,12 +151,6 @@ class OpenVinoEngine(EngineLifecycle):
             result = self.request.infer(feed)
             # The request reuses its output buffer on the next call: hand out a copy.
             return np.array(result[self._output], dtype=np.float32, copy=True)
-
-    def warmup(self, iterations: int = 2) -> None:
-        size = self.card.input_size
-        batch = np.zeros((1, size, size, 3), np.uint8)
-        for _ in range(iterations):
-            self.embed(batch)
 
     def _release(self) -> None:
         """OpenVINO frees the compiled model when the last reference goes; not mid-call."""

@@ -42,19 +42,10 @@ from sketchsearch.runtime.engines.recommendation import (
 from sketchsearch.runtime.machine import available_cpus, machine_fingerprint
 
 
-@pytest.fixture(scope="module")
-def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("recommendation")
-    (result,) = export_onnx(
-        ExportOptions(checkpoint=tiny_run / "best.ckpt", output=folder / "model.onnx")
-    )
-    return result.path
-
-
 @pytest.fixture
-def model(exported: Path, tmp_path: Path) -> Path:
+def model(tiny_onnx: Path, tmp_path: Path) -> Path:
     """A fresh copy per test: each writes its own recommendation beside it."""
-    return Path(shutil.copy(exported, tmp_path / "model.onnx"))
+    return Path(shutil.copy(tiny_onnx, tmp_path / "model.onnx"))
 
 
 MEASURED = {

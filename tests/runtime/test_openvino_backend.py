@@ -9,6 +9,7 @@ another embedding size is the point); the photos are scikit-image's.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -40,12 +41,8 @@ from sketchsearch.runtime.model_card import CARD_KEY, ModelCardError, read_onnx_
 
 
 @pytest.fixture(scope="module")
-def onnx_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("openvino")
-    (result,) = export_onnx(
-        ExportOptions(checkpoint=tiny_run / "best.ckpt", output=folder / "model.onnx")
-    )
-    return result.path
+def onnx_model(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(shutil.copy(tiny_onnx, tmp_path_factory.mktemp("openvino") / "model.onnx"))
 
 
 def edited(source: Path, target: Path, card_edit: Any = None, noise: float = 0.0) -> Path:
@@ -257,30 +254,10 @@ def test_a_failed_check_keeps_the_earlier_good_ir(onnx_model: Path, tmp_path: Pa
 @pytest.fixture(scope="module")
 def other_dim_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real export of another model: 8-d embeddings (the tiny run's are 16-d), also 32 px."""
-    import torch
-
-    from sketchsearch.train.embedding_model import EmbeddingModel, ModelConfig
+    from sketchsearch.benchmarks.make_checkpoint import make_checkpoint
 
     folder = tmp_path_factory.mktemp("other-dim")
-    config = ModelConfig(
-        backbone="resnet10t",
-        embed_dim=8,
-        num_classes=3,
-        img_size=32,
-        crop_pct=0.875,
-        interpolation="bicubic",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-    )
-    model = EmbeddingModel(config)
-    checkpoint = folder / "other.ckpt"
-    torch.save(
-        {
-            "hyper_parameters": {"model_config": config.to_dict()},
-            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-        },
-        checkpoint,
-    )
+    checkpoint = make_checkpoint(folder / "other.ckpt", "resnet10t", 32, embed_dim=8, num_classes=3)
     options = ExportOptions(checkpoint=checkpoint, output=folder / "other.onnx", verify=False)
     (result,) = export_onnx(options)
     return result.path

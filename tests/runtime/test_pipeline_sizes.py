@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from sketchsearch.runtime.pipeline import PipelineSizes, available_cpus, pipeline_sizes
+from sketchsearch.runtime.machine import available_cpus
+from sketchsearch.runtime.pipeline import PipelineSizes, pipeline_sizes
 
 
 def test_given_sizes_are_kept() -> None:
