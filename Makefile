@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # Override to install other builds, e.g. `make test CONSTRAINTS=` on a GPU machine.
 CONSTRAINTS ?= constraints-cpu.txt
-EXTRAS ?= train,export,realdata,openvino,dev
+EXTRAS ?= train,export,realdata,openvino,serve,dev
 DEMO_DIR ?= demo-output
 OPENMOJI_DIR ?= openmoji
 SEED ?= 0
@@ -73,6 +73,8 @@ demo: $(STAMP)
 	@echo "demo outputs in $(DEMO_DIR)/: run/ (checkpoints, metrics), model.onnx (+ .verify.json),"
 	@echo "  gallery/, evaluation.json, retrieve.txt and retrieve_grid.png"
 	@echo "try: $(BIN)/retrieve --engine $(DEMO_DIR)/model.onnx --query <image>"
+	@echo "serve the demo model and gallery, then draw a sketch at http://127.0.0.1:8080/ :"
+	@echo "  $(BIN)/sketchsearch serve --engine $(DEMO_DIR)/model.onnx --index $(DEMO_DIR)/gallery"
 
 # The real-data benchmark (README: "Real data: the OpenMoji benchmark"): OpenMoji 17.0.0's line
 # drawings (queries) and colour images (gallery), rendered once, and the zero-shot split that

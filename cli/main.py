@@ -46,6 +46,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "sketchsearch.cli.analyze_commands:analyze",
         "Explain matches (Grad-CAM) and choose a no-match threshold (ROC).",
     ),
+    "serve": (
+        "sketchsearch.cli.serve_command:serve",
+        "Serve searches over HTTP, with a sketch-drawing page (needs [serve]).",
+    ),
 }
 
 DEBUG_ENV = "SKETCHSEARCH_DEBUG"

@@ -48,7 +48,7 @@ from sketchsearch.gallery.errors import (
     GalleryNotFoundError,
 )
 from sketchsearch.gallery.index import INITIAL_CAPACITY, VectorIndex
-from sketchsearch.gallery.items import GalleryItem, ItemStore
+from sketchsearch.gallery.items import GalleryItem, ItemRow, ItemStore
 from sketchsearch.gallery.locking import COMMIT_LOCK, WRITER_LOCK, FileLock
 from sketchsearch.gallery.manifest import (
     GALLERY_FORMAT,
@@ -66,7 +66,7 @@ from sketchsearch.gallery.results import (
     RemoveReport,
     SearchResult,
 )
-from sketchsearch.gallery.store import WARM_K, check_model, warm_vectors
+from sketchsearch.gallery.store import WARM_K, check_model, version_of, warm_vectors
 
 DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 200
@@ -430,6 +430,18 @@ class Gallery:
         whose category the gallery does not hold."""
         with self._lock:
             return self._store.live_labels()
+
+    def items(self, ids: Sequence[int]) -> dict[int, ItemRow]:
+        with self._lock:
+            rows = self._store.rows(int(i) for i in ids)
+        return {item_id: row for item_id, row in rows.items() if not row.deleted}
+
+    def committed_version(self) -> str:
+        """Read from the committed manifest under the commit lock (shared), as ``open`` reads
+        it, so a commit in progress is either wholly seen or not at all."""
+        with FileLock(self.directory / COMMIT_LOCK).held(exclusive=False):
+            manifest_path, _ = committed_view(self.directory)
+            return version_of(GalleryManifest.read(manifest_path))
 
     def digests(self, paths: Iterable[str]) -> dict[str, str]:
         """The SHA-256 of each live item among ``paths``: lets callers skip re-embedding."""

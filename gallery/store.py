@@ -16,7 +16,7 @@ from typing import Protocol, Self, runtime_checkable
 import numpy as np
 
 from sketchsearch.gallery.errors import GalleryMismatchError
-from sketchsearch.gallery.items import GalleryItem
+from sketchsearch.gallery.items import GalleryItem, ItemRow
 from sketchsearch.gallery.manifest import GalleryManifest, GallerySource, MatchThreshold, ModelRef
 from sketchsearch.gallery.results import (
     AddReport,
@@ -65,6 +65,16 @@ class GalleryStore(Protocol):
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of live ``ids``, in their order (re-ranking reads these)."""
+        ...
+
+    def items(self, ids: Sequence[int]) -> dict[int, ItemRow]:
+        """The live items among ``ids`` (a service serves a result's image by its id alone)."""
+        ...
+
+    def committed_version(self) -> str:
+        """:func:`version_of` the newest state committed in storage, which may differ from
+        this open store's ``manifest``: a long-running reader (the service) polls it to
+        reload after a commit, or after the gallery was rebuilt in place."""
         ...
 
     def add(self, vectors: np.ndarray, items: Sequence[GalleryItem]) -> AddReport:
@@ -124,6 +134,17 @@ def check_model(where: str, built: ModelRef, expected: ModelRef) -> str | None:
             "same weights, vectors are comparable"
         )
     return None
+
+
+def version_of(manifest: GalleryManifest) -> str:
+    """A token that changes with every commit and every rebuild: the generation alone does
+    not, since a gallery rebuilt in place starts again at generation 1 (its creation time has
+    a one-second resolution, so the data files' digests are part of it too)."""
+    digests = ",".join(
+        f"{name}={record.size}:{record.sha256 or ''}"
+        for name, record in sorted(manifest.files.items())
+    )
+    return f"{manifest.generation}@{manifest.created_at}/{digests}"
 
 
 def warm_vectors(count: int, dim: int) -> np.ndarray:

@@ -57,6 +57,7 @@ class Match:
     label: str | None
     score: float
     confident: bool
+    sha256: str | None = None  # the item's content hash: a cache key for its image
 
 
 @dataclass
@@ -174,25 +175,46 @@ class Retriever:
     def _fill(self, answers: list[Answer], images: np.ndarray, k: int, ef: int | None) -> None:
         tick = time.perf_counter()
         vectors = self.engine.embed(images)
-        embedded = time.perf_counter()
+        embed_ms = (time.perf_counter() - tick) * 1000 / len(answers)  # split evenly per query
+        self.answer_vectors(answers, vectors, k, ef, embed_ms=embed_ms)
+
+    def answer_vectors(
+        self,
+        answers: Sequence[Answer],
+        vectors: np.ndarray,
+        k: int,
+        ef: int | None = None,
+        labels: Sequence[str] | None = None,
+        threshold: Threshold | None = None,
+        embed_ms: float = 0.0,
+    ) -> None:
+        """Fill ``answers`` for queries embedded already, one vector each.
+
+        The service embeds several requests' images in one engine call, then answers each
+        request with its own ``k``, label filter and threshold (default: the retriever's).
+        Search times are split evenly over ``answers``; ``embed_ms`` is recorded as given.
+        """
+        tick = time.perf_counter()
         wanted = max(k, self.reranking.shortlist) if self.reranking.active else k
-        results = self.gallery.search(vectors, wanted, ef=ef)
+        results = self.gallery.search(vectors, wanted, ef=ef, filter=labels)
         searched = time.perf_counter()
         orders = self._orders(vectors, results)
         reranked = time.perf_counter()
-        share = 1000.0 / len(answers)  # batch timings, split evenly per query
+        share = 1000.0 / len(answers)
+        limit = (threshold or self.threshold).value
         for answer, result, order in zip(answers, results, orders, strict=True):
-            answer.embed_ms = (embedded - tick) * share
-            answer.search_ms = (searched - embedded) * share
+            answer.embed_ms = embed_ms
+            answer.search_ms = (searched - tick) * share
             answer.rerank_ms = (reranked - searched) * share
             answer.matches = [
-                self._match(rank, result, position)
+                self._match(rank, result, position, limit)
                 for rank, position in enumerate(order[:k].tolist(), start=1)
             ]
 
-    def _match(self, rank: int, result: SearchResult, position: int) -> Match:
+    def _match(
+        self, rank: int, result: SearchResult, position: int, threshold: float | None
+    ) -> Match:
         item, score = result.items[position], float(result.scores[position])
-        threshold = self.threshold.value
         return Match(
             rank=rank,
             id=int(result.ids[position]),
@@ -201,12 +223,13 @@ class Retriever:
             label=item.label,
             score=score,
             confident=threshold is None or score >= threshold,
+            sha256=item.sha256,
         )
 
     def _orders(self, vectors: np.ndarray, results: list[SearchResult]) -> list[np.ndarray]:
         """Each result's positions in the order to report: the shortlist re-ranked, then the
         rest as found (the search returns as many items for every query)."""
-        count = len(results[0].ids)
+        count = len(results[0].ids) if results else 0
         if not self.reranking.active or count == 0:
             return [np.arange(len(result.ids)) for result in results]
         top = min(self.reranking.shortlist, count)

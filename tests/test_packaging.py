@@ -56,6 +56,8 @@ def test_wheel_installs_everything_under_the_sketchsearch_namespace(tmp_path: Pa
     for folder in FOLDERS:
         assert f"sketchsearch/{folder}/__init__.py" in names
     assert "sketchsearch/data/splits.py" in names
+    for page in ("index.html", "app.js", "style.css", "docs.html", "docs.js"):  # served by `serve`
+        assert f"sketchsearch/runtime/service/static/{page}" in names
     assert not any(name.startswith("sketchsearch/tests") for name in names)
 
 

@@ -201,6 +201,43 @@ FIGURES: tuple[Figure, ...] = (
         ),
     ),
     Figure(
+        "serve-page",
+        HOST_B,
+        (
+            "SKETCHSEARCH_SCREENSHOT={out}/serve-page.png python -m pytest -q "
+            "tests/runtime/service/test_browser.py",
+        ),
+    ),
+    Figure(
+        "serve-demo",
+        HOST_B,
+        (
+            DEMO,
+            "python benchmarks/serve_demo_screenshot.py --engine demo-output/model.onnx "
+            "--index demo-output/gallery --category house --all --out {out}/serve-demo.png",
+        ),
+    ),
+    Figure(
+        "serve-load",
+        HOST_B,
+        (
+            DEMO,
+            "python benchmarks/make_checkpoint.py --out {out}/effnet/best.ckpt --backbone "
+            "efficientnet_b0 --img-size 224",
+            "sketchsearch export onnx --checkpoint {out}/effnet/best.ckpt --output "
+            "{out}/effnet.onnx --no-verify",
+            "sketchsearch gallery build --engine {out}/effnet.onnx --images "
+            "demo-output/data/photo/tx_000000000000 --out {out}/effnet-gallery --no-default "
+            "--quiet",
+            "python benchmarks/serve_load.py --engine demo-output/model.onnx --index "
+            "demo-output/gallery --queries demo-output/data/sketch --clients 1,4,16 "
+            "--requests 400 --rounds 3 --json {out}/serve-load-demo.json",
+            "python benchmarks/serve_load.py --engine {out}/effnet.onnx --index "
+            "{out}/effnet-gallery --queries demo-output/data/sketch --drawing --clients 1,4,16 "
+            "--requests 100 --rounds 3 --json {out}/serve-load-effnet.json",
+        ),
+    ),
+    Figure(
         "gradcam-demo",
         HOST_A,
         (

@@ -1,16 +1,15 @@
 """The ``retrieve --json`` record (``sketchsearch.retrieve/1``): written here, and read back here.
 
 One JSON object per line, ``{"schema": …, "query": path, "results": [{"rank": 1, "id": …,
-"path": …, "file": …, "label": …, "score": …, "confident": …}, …], …}``. Writer and reader share
-the retriever's own records (``Answer``, ``Match``), so a consumer (Grad-CAM, a service client)
-parses exactly what ``retrieve`` wrote. The reader needs only ``query`` and each result's
-``file`` (the absolute image, when the gallery knows its root) or ``path`` (relative to the
-gallery root); other keys may come and go, and queries that failed (``"error"`` set, no
+"path": …, "file": …, "label": …, "score": …, "confident": …, "sha256": …}, …], …}``. Writer and
+reader share the retriever's own records (``Answer``, ``Match``), so a consumer (Grad-CAM, a
+service client) parses exactly what ``retrieve`` wrote. The reader needs only ``query`` and each
+result's ``file`` (the absolute image, when the gallery knows its root) or ``path`` (relative to
+the gallery root); other keys may come and go, and queries that failed (``"error"`` set, no
 results) are skipped. The record is strict JSON: a score that is not a finite number is written
 as ``null``, and a missing or ``null`` score reads back as NaN ("not known"), never as a number.
-A whole-file JSON list of such objects, or a single object, is read too. A relative ``path``
-is resolved against ``gallery_root`` when given.
-"""
+A whole-file JSON list of such objects, or a single object, is read too. A relative ``path`` is
+resolved against ``gallery_root`` when given."""
 
 from __future__ import annotations
 
@@ -153,6 +152,7 @@ def _match(result: Any, rank: int, where: str, gallery_root: Path | None) -> Mat
     if not isinstance(file, str):
         raise RetrieveFileError(f'{where}: result {rank} has no "file" or "path"')
     label, score, item = result.get("label"), result.get("score"), result.get("id")
+    digest = result.get("sha256")
     return Match(
         rank=int(result.get("rank", rank)),
         id=item if isinstance(item, int) else UNKNOWN_ID,
@@ -161,6 +161,7 @@ def _match(result: Any, rank: int, where: str, gallery_root: Path | None) -> Mat
         label=str(label) if label is not None else None,
         score=_score(score),
         confident=result.get("confident") is True,
+        sha256=digest if isinstance(digest, str) else None,
     )
 
 

@@ -49,7 +49,7 @@ from sketchsearch.gallery.results import (
     SearchResult,
 )
 from sketchsearch.gallery.scores import exact_scores
-from sketchsearch.gallery.store import WARM_K, check_model
+from sketchsearch.gallery.store import WARM_K, check_model, version_of
 from sketchsearch.gallery.store_table import StoreKind
 from sketchsearch.runtime.evaluation.evaluate import evaluate
 from sketchsearch.runtime.evaluation.roc_gallery import roc_for_gallery, write_threshold
@@ -136,6 +136,13 @@ class BruteForceStore:
     def digests(self, paths: Iterable[str]) -> dict[str, str]:
         wanted = set(paths)
         return {r.path: r.sha256 for r in self._rows if not r.deleted and r.path in wanted}
+
+    def items(self, ids: Sequence[int]) -> dict[int, ItemRow]:
+        wanted = {int(i) for i in ids}
+        return {r.id: r for r in self._rows if not r.deleted and r.id in wanted}
+
+    def committed_version(self) -> str:
+        return version_of(self._manifest)
 
     def set_threshold(self, threshold: MatchThreshold | None) -> None:
         self._manifest = replace(self._manifest, threshold=threshold)
@@ -258,7 +265,7 @@ def test_the_hnswlib_gallery_keeps_the_protocol(folder) -> None:
     assert set(protocol_members()) == {
         "ref", "manifest", "search", "vectors", "add", "remove", "digests", "labels",
         "set_threshold", "set_source", "info", "export_vectors", "commit", "close", "warm",
-        "__enter__", "__exit__",
+        "items", "committed_version", "__enter__", "__exit__",
     }  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from sketchsearch.gallery.manifest import MatchThreshold, ModelRef
 from sketchsearch.runtime.engines.table import open_engine
 from sketchsearch.runtime.output.retrieve_json import JSON_SCHEMA
 
-RESULT_KEYS = {"rank", "id", "path", "file", "label", "score", "confident"}
+RESULT_KEYS = {"rank", "id", "path", "file", "label", "score", "confident", "sha256"}
 ANSWER_KEYS = {
     "schema",
     "query",
