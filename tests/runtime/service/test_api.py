@@ -221,7 +221,10 @@ def test_a_stalled_upload_is_408_and_frees_its_slot(served: Path) -> None:
                 b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
                 b"Content-Length: 1000\r\n\r\n" + png_bytes()[:10]
             )  # ... and nothing more: the one search slot is held until the idle limit
-            answer = stalled.recv(4096).decode()
+            received = b""
+            while chunk := stalled.recv(4096):  # until the server closes the connection
+                received += chunk
+        answer = received.decode()
         assert answer.startswith("HTTP/1.1 408") and '"kind": "upload_timeout"' in answer
         assert search(server.url, png_bytes(), "image/png").status_code == 200
 
