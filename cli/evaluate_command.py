@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from sketchsearch.cli.options import EngineOption, backend_option, chosen_backend
+from sketchsearch.cli.options import GALLERY_REF, EngineOption, backend_option, chosen_backend
 from sketchsearch.cli.retrieve_command import rerank_options
 from sketchsearch.data.strict_json import dumps, undefined_as_null
 
@@ -16,7 +16,12 @@ SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", 
 
 @click.command()
 @click.option("--engine", cls=EngineOption, type=_PATH, required=True)
-@click.option("--index", type=_PATH, required=True, help="Gallery folder.")
+@click.option(
+    "--index",
+    type=GALLERY_REF,
+    required=True,
+    help="Gallery folder or store reference (qdrant://HOST:6333/NAME).",
+)
 @click.option("--split", "split_spec", required=True, metavar="SPLIT[:PART]", help="Queries.")
 @click.option(
     "--data", "data_root", type=_PATH, help="Data root of --split (default: the one it records)."
@@ -42,7 +47,7 @@ SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", 
 @click.option("--json", "json_out", type=_PATH, help="Write the report as JSON.")
 def evaluate(
     engine: Path,
-    index: Path,
+    index: Path | str,
     split_spec: str,
     data_root: Path,
     direction: str | None,
@@ -110,7 +115,8 @@ def evaluate(
         click.echo(f"  gallery: {result.gallery.source}")
         for warning in result.gallery.warnings:
             click.echo(f"warning: {warning}")
-    header = f"  {'metric':<10} {'hnsw':>8}" + (f" {'exact':>8}" if result.exact else "")
+    searched = "hnsw" if result.store == "hnswlib" else result.store.split("+")[0]
+    header = f"  {'metric':<10} {searched:>8}" + (f" {'exact':>8}" if result.exact else "")
     click.echo(header)
     for name in SHOWN:
         if name in result.hnsw:
@@ -119,7 +125,8 @@ def evaluate(
                 row += f" {result.exact[name]:>8.4f}"
             click.echo(row)
     if result.hnsw_recall_at_10 is not None:
-        click.echo(f"  HNSW recall@10 vs exact search: {result.hnsw_recall_at_10:.4f}")
+        index_name = "HNSW" if result.store == "hnswlib" else f"{result.store} index"
+        click.echo(f"  {index_name} recall@10 vs exact search: {result.hnsw_recall_at_10:.4f}")
     for failure in result.failures:
         click.echo(f"  failed: {failure}", err=True)
     if json_out is not None:

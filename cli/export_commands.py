@@ -1,5 +1,5 @@
-"""`sketchsearch export onnx|verify|lint|openvino|parity|tensorrt`: thin commands over the
-export library."""
+"""`sketchsearch export onnx|verify|lint|openvino|parity|tensorrt|triton`: thin commands over
+the export library."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ COMMANDS = {
     "tensorrt": (
         "sketchsearch.cli.tensorrt_commands:tensorrt",
         "ONNX → TensorRT engine (needs [tensorrt] and a GPU).",
+    ),
+    "triton": (
+        "sketchsearch.cli.export_commands:triton_command",
+        "ONNX or TensorRT plan → a Triton model repository with config.pbtxt.",
     ),
 }
 _PATH = click.Path(path_type=Path)
@@ -241,3 +245,68 @@ def parity_command(
     report = check_parity(onnx_path, candidate or onnx_path, backend, images, threads)
     click.echo(report.describe())
     require_parity(report)
+
+
+def _batch_sizes(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[int, ...]:
+    if not value:
+        return ()
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give sizes separated by commas, e.g. 8,16") from None
+
+
+@click.command("triton")
+@click.option("--onnx", "onnx_path", type=_PATH, required=True, help="The exported model.onnx.")
+@click.option("--plan", type=_PATH, help="A TensorRT .plan built from --onnx, served instead.")
+@click.option("--out", "repo", type=_PATH, required=True, help="Model repository folder.")
+@click.option("--name", default="sketchsearch", show_default=True, help="Model name (folder).")
+@click.option(
+    "--model-version",
+    "version",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Version folder; every version shares the model's one config.pbtxt.",
+)
+@click.option(
+    "--max-batch", type=int, help="max_batch_size [default: 64; a plan's profile max batch]."
+)
+@click.option("--preferred-batch", callback=_batch_sizes, metavar="N,N", help="E.g. 8,16.")
+@click.option("--max-queue-delay-us", type=int, default=0, show_default=True)
+@click.option("--instances", type=int, default=1, show_default=True, help="Instances per device.")
+@click.option(
+    "--kind",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    help="Instance kind [default: auto (GPU when the server has one) for ONNX, gpu for a plan].",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing version, or the config all share."
+)
+def triton_command(
+    onnx_path: Path, repo: Path, preferred_batch: tuple[int, ...], **options: Any
+) -> None:
+    """Write REPO/NAME/MODEL_VERSION/model.onnx (or model.plan) and REPO/NAME/config.pbtxt.
+
+    The config lists the graph's inputs and outputs, dynamic batching, an instance group,
+    and the model card as the parameter "sketchsearch.model_card". With [triton] installed
+    it is parsed with Triton's own ModelConfig schema (field names and types; the server
+    runs its own checks on load) before anything is moved into REPO. A new --model-version
+    whose config differs from the one all versions share is refused without --overwrite.
+
+    \b
+    Examples:
+      sketchsearch export triton --onnx model.onnx --out models --preferred-batch 8,16
+      sketchsearch export triton --onnx model.onnx --plan model.plan --out models
+      docker run --rm -p 8000:8000 -p 8001:8001 -v $PWD/models:/models \\
+          nvcr.io/nvidia/tritonserver:25.01-py3 tritonserver --model-repository /models
+    """
+    from sketchsearch.export.triton_repo import TritonRepoOptions, export_triton
+
+    report = export_triton(
+        TritonRepoOptions(onnx=onnx_path, repo=repo, preferred_batch=preferred_batch, **options)
+    )
+    for line in report.lines():
+        click.echo(line)

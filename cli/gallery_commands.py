@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from sketchsearch.cli.options import GalleryRef
 from sketchsearch.data.errors import ExitCode
 from sketchsearch.data.strict_json import dumps
 
@@ -22,14 +23,17 @@ def gallery() -> None:
 
 
 @gallery.command(short_help="Show a gallery's model, parameters and counts; check its files.")
-@click.argument("directory", type=GALLERY_DIR)
+@click.argument("directory", metavar="GALLERY", type=GalleryRef(must_exist=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
-def info(directory: Path, as_json: bool) -> None:
+def info(directory: Path | str, as_json: bool) -> None:
     """Show a gallery's model, parameters and counts, after checking its files agree.
+
+    GALLERY is a folder, or a store reference such as qdrant://localhost:6333/photos.
 
     \b
     Example:
       sketchsearch gallery info demo-output/gallery
+      sketchsearch gallery info 'qdrant+local://qdrant-data?collection=photos'
     """
     from sketchsearch.gallery.store_table import open_gallery
 

@@ -22,8 +22,12 @@ from sketchsearch.data.regular_file import max_file_bytes
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("sketchsearch.cli.data_commands:data", "Read, split and generate image collections."),
     "gallery": (
-        "sketchsearch.cli.gallery_build_commands:gallery",
+        "sketchsearch.cli.gallery_group:gallery",
         "Build galleries from images; inspect and maintain them.",
+    ),
+    "embed": (
+        "sketchsearch.cli.embed_command:embed",
+        "Embed images into Parquet shards, here or on Ray (needs [shards]).",
     ),
     "retrieve": (
         "sketchsearch.cli.retrieve_command:retrieve",

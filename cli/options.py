@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,3 +92,25 @@ class FiniteFloat(click.FloatRange):
 
 
 FINITE_FLOAT = FiniteFloat()  # every float option without bounds
+
+
+_STORE_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # store_table's, without its import
+
+
+class GalleryRef(click.ParamType):  # type: ignore[type-arg]
+    """A gallery folder (a ``Path``, checked to exist with ``must_exist``) or, kept as the
+    string it is, a ``kind://…`` reference to another store (``qdrant://host:6333/photos``):
+    a ``Path`` would fold its ``//``."""
+
+    name = "gallery"
+
+    def __init__(self, must_exist: bool = False) -> None:
+        self._folder = click.Path(exists=must_exist, file_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and _STORE_SCHEME.match(value):
+            return value
+        return self._folder.convert(value, param, ctx)
+
+
+GALLERY_REF = GalleryRef()

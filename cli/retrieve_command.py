@@ -16,7 +16,12 @@ from typing import Any, BinaryIO
 
 import click
 
-from sketchsearch.cli.options import FINITE_FLOAT, EngineOption, backend_option
+from sketchsearch.cli.options import (
+    FINITE_FLOAT,
+    GALLERY_REF,
+    EngineOption,
+    backend_option,
+)
 from sketchsearch.data.errors import ExitCode, SketchsearchError
 
 RERANK_CHOICES = ("none", "aqe", "kreciprocal")  # rerank.RERANK_METHODS, without numpy at start-up
@@ -51,8 +56,9 @@ class RetrieveSetupError(SketchsearchError):
 @click.option("--engine", cls=EngineOption, type=_PATH, required=True)
 @click.option(
     "--index",
-    type=_PATH,
-    help="Gallery folder (default: $SKETCHSEARCH_GALLERY, else the model's default gallery).",
+    type=GALLERY_REF,
+    help="Gallery folder or store reference, e.g. qdrant://HOST:6333/NAME (default: "
+    "$SKETCHSEARCH_GALLERY, else the model's default gallery).",
 )
 @click.option("--query", "queries", type=_PATH, multiple=True, help="Query image (repeatable).")
 @click.option("--queries", "query_dir", type=_PATH, help="Folder of query images.")
@@ -100,7 +106,7 @@ class RetrieveSetupError(SketchsearchError):
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def retrieve(
     engine: Path,
-    index: Path | None,
+    index: Path | str | None,
     queries: tuple[Path, ...],
     query_dir: Path | None,
     query_list: BinaryIO | None,
@@ -197,7 +203,7 @@ class _Printer:
     comes after the last batch: the failures, and every answer only for ``--grid``."""
 
     retriever: Any
-    gallery_dir: Path
+    gallery_dir: Path | str
     k: int
     as_json: bool
     keep: bool
@@ -248,7 +254,7 @@ def _explain(checkpoint: Path, answers: list[Any], family: str, method: str) -> 
     return explain_answers(checkpoint, answers, family, method)
 
 
-def _json_answer(answer: Any, retriever: Any, gallery_dir: Path, k: int) -> str:
+def _json_answer(answer: Any, retriever: Any, gallery_dir: Path | str, k: int) -> str:
     """One line of strict JSON: a NaN is refused, never printed."""
     from sketchsearch.runtime.output.retrieve_json import EngineFacts, retrieve_line
 

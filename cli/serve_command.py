@@ -12,7 +12,13 @@ from pathlib import Path
 
 import click
 
-from sketchsearch.cli.options import FINITE_FLOAT, EngineOption, FiniteFloat, backend_option
+from sketchsearch.cli.options import (
+    FINITE_FLOAT,
+    GALLERY_REF,
+    EngineOption,
+    FiniteFloat,
+    backend_option,
+)
 from sketchsearch.cli.retrieve_command import RetrieveSetupError, rerank_options
 from sketchsearch.data.errors import SketchsearchError
 
@@ -25,8 +31,9 @@ MiB = 1 << 20
 @click.option("--engine", cls=EngineOption, type=_PATH, required=True)
 @click.option(
     "--index",
-    type=_PATH,
-    help="Gallery folder (default: $SKETCHSEARCH_GALLERY, else the model's default gallery).",
+    type=GALLERY_REF,
+    help="Gallery folder or store reference, e.g. qdrant://HOST:6333/NAME (default: "
+    "$SKETCHSEARCH_GALLERY, else the model's default gallery).",
 )
 @click.option(
     "--host",
@@ -102,7 +109,7 @@ MiB = 1 << 20
 @click.option("--debug", is_flag=True, help="Show tracebacks and log every request.")
 def serve(
     engine: Path,
-    index: Path | None,
+    index: Path | str | None,
     host: str,
     port: int,
     max_batch: int,

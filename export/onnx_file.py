@@ -14,12 +14,16 @@ class OnnxCheckError(SketchsearchError):
     exit_code = ExitCode.FAILURE
 
 
-def load_model(path: Path) -> onnx.ModelProto:
-    """Read an ONNX file, or stop with a one-line error (exit 2 missing, 3 not ONNX)."""
+def load_model(path: Path, *, load_external_data: bool = True) -> onnx.ModelProto:
+    """Read an ONNX file, or stop with a one-line error (exit 2 missing, 3 not ONNX).
+
+    ``load_external_data=False`` leaves weights stored in other files unread, for a caller
+    that only needs the graph and its metadata (and checks where the weights live).
+    """
     if not path.is_file():
         raise UsageError(f"{path}: model file not found")
     try:
-        return onnx.load(str(path))
+        return onnx.load(str(path), load_external_data=load_external_data)
     except Exception as err:  # protobuf's DecodeError and onnx's own errors: not a model
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelCardError(f"{path}: not an ONNX model ({first})") from None

@@ -113,7 +113,7 @@ def check_stored_paths(items: Path, store: ItemStore) -> None:
 
 
 def check_vectors(
-    vectors: np.ndarray, manifest: GalleryManifest, where: Path, stored: bool
+    vectors: np.ndarray, manifest: GalleryManifest, where: Path | str, stored: bool
 ) -> np.ndarray:
     """A C-contiguous float32 [n, dim] array.
 

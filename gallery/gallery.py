@@ -113,8 +113,12 @@ class Gallery:
         ef: int = DEFAULT_EF,
         root: str | None = None,
         source: GallerySource | None = None,
+        capacity: int = INITIAL_CAPACITY,
     ) -> Gallery:
-        """Make an empty gallery and commit it, then return it open for writing."""
+        """Make an empty gallery and commit it, then return it open for writing.
+
+        ``capacity``: the items the index holds before it must grow (by copying): a caller
+        that knows how many it will add (``gallery import``) saves the copies."""
         folder = Path(directory)
         check_new_gallery(folder, dim, space, model, M, ef_construction, ef)
         folder.mkdir(parents=True, exist_ok=True)
@@ -136,14 +140,14 @@ class Gallery:
                 ef=ef,
                 live=0,
                 deleted=0,
-                max_elements=INITIAL_CAPACITY,
+                max_elements=max(INITIAL_CAPACITY, capacity),
                 root=root,
                 created_at=stamp,
                 updated_at=stamp,
                 files={},
                 source=source,
             )
-            index = VectorIndex.new(space, dim, M, ef_construction, ef)
+            index = VectorIndex.new(space, dim, M, ef_construction, ef, capacity)
             gallery = cls(folder, manifest, index, ItemStore.new(), writer)
             gallery._dirty = True
             gallery.commit()
@@ -451,15 +455,23 @@ class Gallery:
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of live ``ids`` (as ``search`` returned them), in their order:
         query-time re-ranking needs its shortlist's vectors without exporting the gallery."""
+        wanted = np.asarray(ids, dtype=np.int64).ravel()
         with self._lock:
-            return self._index.vectors(np.asarray(ids, dtype=np.int64).ravel())
+            try:
+                return self._index.vectors(wanted)
+            except RuntimeError:  # hnswlib: "Label not found" for a deleted or unknown id
+                live = set(self._store.live_ids().tolist())
+                missing = [int(i) for i in wanted if int(i) not in live]
+                raise GalleryError(f"{self.ref}: no live items with ids {missing[:10]}") from None
 
     def export_vectors(self) -> ExportedVectors:
         with self._lock:
             live = self._store.live_ids()
             rows = self._store.rows(live)
             vectors = self._index.vectors(live)
-        return ExportedVectors(live, vectors, [rows[int(i)] for i in live], self.manifest)
+            following = self._store.next_id()
+        items = [rows[int(i)] for i in live]
+        return ExportedVectors(live, vectors, items, self.manifest, next_id=following)
 
     # ------------------------------------------------------------------ internals
     def _mark_deleted(self, ids: Sequence[int]) -> None:

@@ -63,3 +63,6 @@ class ExportedVectors:
     vectors: np.ndarray
     items: list[ItemRow]
     manifest: GalleryManifest
+    # The next id the gallery gives out: past every id it ever used, deleted items' included
+    # (None: unknown; a copy then uses max(ids) + 1).
+    next_id: int | None = None

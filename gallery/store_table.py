@@ -55,8 +55,48 @@ def _create_folder(
     return Gallery.create(ref, dim, space, model=model, root=root, source=source)
 
 
+def _open_qdrant(
+    ref: str, expected_model: ModelRef | None, mode: str, lock_timeout: float
+) -> GalleryStore:
+    from sketchsearch.gallery.qdrant_store import QdrantStore
+
+    return QdrantStore.open(ref, expected_model, mode, lock_timeout)
+
+
+def _create_qdrant(
+    ref: str,
+    dim: int,
+    space: str,
+    model: ModelRef,
+    root: str | None,
+    source: GallerySource | None,
+) -> GalleryStore:
+    from sketchsearch.gallery.errors import GalleryError
+    from sketchsearch.gallery.qdrant_store import QdrantStore
+
+    if space != "cosine":
+        raise GalleryError(f"{ref}: space {space!r}; a Qdrant gallery holds cosine only")
+    return QdrantStore.create(ref, dim, model, root, source)
+
+
+# Scheme strings stay literal here (not imported): this table must not load a store's module.
 STORE_KINDS: tuple[StoreKind, ...] = (
     StoreKind("", "a folder path (hnswlib + SQLite)", _open_folder, _create_folder),
+    StoreKind(
+        "qdrant", "qdrant://localhost:6333/photos: a Qdrant server", _open_qdrant, _create_qdrant
+    ),
+    StoreKind(
+        "qdrants",
+        "qdrants://db.example:6333/photos: a Qdrant server over HTTPS",
+        _open_qdrant,
+        _create_qdrant,
+    ),
+    StoreKind(
+        "qdrant+local",
+        "qdrant+local://qdrant-data?collection=photos: Qdrant's local mode, one process",
+        _open_qdrant,
+        _create_qdrant,
+    ),
 )
 
 

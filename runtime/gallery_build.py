@@ -4,7 +4,7 @@ Items are stored relative to the gallery root (the images folder, or the split's
 labelled by their category folder. ``add`` hashes files first and embeds only those that are
 new or changed, so re-running it over the same folder costs a read, not an inference.
 
-Both keep every item inside its root by one rule (``_inside_root``): a file is indexed under
+Both keep every item inside its root by one rule (``inside_root``): a file is indexed under
 its own name in the root, and a symlink whose target resolves outside the root is skipped and
 reported as a failure ("symlink points outside the root"); the rest of the batch carries on.
 """
@@ -68,7 +68,7 @@ def folder_sources(folder: Path, option: str = "--images") -> list[Source]:
     """Every image under ``folder``; the first sub-folder names the label.
 
     Paths are taken as listed, not resolved, so a symlink keeps its name in the folder; the
-    gallery commands then skip those whose target is outside the root (``_inside_root``).
+    gallery commands then skip those whose target is outside the root (``inside_root``).
     """
     sources = []
     for file in image_files(folder, option, require_any=False):
@@ -111,14 +111,14 @@ def build_gallery(
 ) -> BuildReport:
     """A new gallery at ``out`` holding ``sources``, committed once at the end.
 
-    Sources that are symlinks to files outside ``root`` are skipped and reported (``_inside_root``).
+    Sources that are symlinks to files outside ``root`` are skipped and reported (``inside_root``).
     ``source`` is recorded in the gallery: what the images are (``split_source`` for a split).
     """
     _check_gallery_encoder(engine)
     max_file_bytes()  # a bad limit is refused before the gallery is created, not inside workers
     if not sources:
         raise UsageError("no images to index")
-    kept, escaping = _inside_root(root, sources)
+    kept, escaping = inside_root(root, sources)
     card = engine.card
     gallery = create_gallery(
         out,
@@ -152,7 +152,7 @@ def add_files(
         if root is None:
             raise UsageError(f"{gallery.ref}: the gallery has no root folder to add files under")
         sources, outside = _sources_under(Path(root), files)
-        kept, escaping = _inside_root(Path(root), sources)
+        kept, escaping = inside_root(Path(root), sources)
         report = _index(engine, gallery, kept, batch_size, workers, progress, check_known=True)
         origin = gallery.manifest.source
         if report.indexed and origin is not None and origin.kind == "split":
@@ -170,7 +170,7 @@ def _check_gallery_encoder(engine: Engine) -> None:
         )
 
 
-def _inside_root(root: Path, sources: Sequence[Source]) -> tuple[list[Source], list[Failure]]:
+def inside_root(root: Path, sources: Sequence[Source]) -> tuple[list[Source], list[Failure]]:
     """The sources whose files, symlinks followed, lie inside ``root``; a failure for each other.
 
     The rule of both ``gallery build`` and ``gallery add``: an item is named by its path in the

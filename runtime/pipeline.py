@@ -98,6 +98,9 @@ class EmbedResult:
     decode_seconds: float = 0.0  # summed over worker threads
     embed_seconds: float = 0.0
     wall_seconds: float = 0.0
+    # Bytes of each embedded file, counted from the very bytes that were hashed (``digests``),
+    # so that a row's size and SHA-256 always describe the same content.
+    sizes: list[int] = field(default_factory=list)
 
     @property
     def images_per_second(self) -> float:
@@ -110,6 +113,7 @@ class _Loaded:
     digest: str
     problem: str | None
     seconds: float
+    size: int = 0  # len() of the bytes hashed into ``digest``
 
 
 def load_image(path: str | os.PathLike[str], config: PreprocessConfig) -> _Loaded:
@@ -122,7 +126,7 @@ def load_image(path: str | os.PathLike[str], config: PreprocessConfig) -> _Loade
         return _Loaded(None, "", err.problem, time.perf_counter() - start)
     except OSError as err:
         return _Loaded(None, "", err.strerror or str(err), time.perf_counter() - start)
-    return _Loaded(image, digest, None, time.perf_counter() - start)
+    return _Loaded(image, digest, None, time.perf_counter() - start, len(data))
 
 
 def embed_paths(
@@ -159,6 +163,7 @@ def embed_paths(
                 result.embed_seconds += time.perf_counter() - tick
                 result.done.extend(position for position, _ in good)
                 result.digests.extend(item.digest for _, item in good)
+                result.sizes.extend(item.size for _, item in good)
             bar(len(positions))
     bar(0, close=True)
     if chunks:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from sketchsearch.runtime.rerank import RerankConfig, rerank
 
 GALLERY_ENV = "SKETCHSEARCH_GALLERY"
 DEFAULTS_FILE = "sketchsearch-galleries.json"  # beside the model files: family → gallery
+_STORE_REF = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # a store reference (qdrant://…)
 QUERY_BATCH = 32
 
 
@@ -256,12 +258,13 @@ def record_default_gallery(model: Path, card: ModelCard, gallery: Path) -> Path:
     return write_text_atomic(record, text)
 
 
-def default_gallery(model: Path, card: ModelCard) -> Path | None:
-    """``$SKETCHSEARCH_GALLERY``, else the gallery recorded beside the model for its family
+def default_gallery(model: Path, card: ModelCard) -> Path | str | None:
+    """``$SKETCHSEARCH_GALLERY`` (a folder, or a store reference kept as a string: a Path
+    would fold its "//"), else the gallery recorded beside the model for its family
     (relative to the record; an absolute path, as older versions wrote, is read as is)."""
     from_env = os.environ.get(GALLERY_ENV)
     if from_env:
-        return Path(from_env)
+        return from_env if _STORE_REF.match(from_env) else Path(from_env)
     record = model.resolve().parent / DEFAULTS_FILE
     recorded = _read_defaults(record).get(card.family)
     return Path(os.path.normpath(record.parent / recorded)) if recorded else None

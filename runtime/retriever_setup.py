@@ -29,7 +29,7 @@ class RetrieverConfig:
     """The user's choices for one retriever; ``index`` None means the default gallery."""
 
     engine: Path
-    index: Path | None = None
+    index: Path | str | None = None  # a folder, or a store reference (qdrant://…)
     provider: str | None = None
     threads: int | None = None
     min_score: float | None = None
@@ -43,7 +43,7 @@ def _quiet(_: str) -> None:
 
 def open_retriever(
     config: RetrieverConfig, notify: Callable[[str], None] = _quiet
-) -> tuple[Retriever, Path]:
+) -> tuple[Retriever, Path | str]:
     """The retriever and its gallery folder; the caller closes its engine and its gallery.
 
     The backend is ``choose_backend``'s for single queries; ``notify`` gets its one-line note

@@ -273,6 +273,31 @@ FIGURES: tuple[Figure, ...] = (
             'd=$(mktemp -d) && git clone . "$d" && (cd "$d" && time make test)',
         ),
     ),
+    Figure(
+        "beyond-one-machine",
+        HOST_B,
+        (
+            DEMO,
+            "sketchsearch gallery push demo-output/gallery --to "
+            "'qdrant+local://{out}/qdrant?collection=photos'",
+            "sketchsearch evaluate --engine demo-output/model.onnx --index "
+            "'qdrant+local://{out}/qdrant?collection=photos' --split demo-output/split.json:test "
+            "--data demo-output/data --json {out}/evaluate-qdrant.json",
+            "sketchsearch export triton --onnx demo-output/model.onnx --out {out}/models "
+            "--preferred-batch 8,16 --max-queue-delay-us 200",
+        ),
+    ),
+    Figure(
+        "embed-scale",
+        HOST_B,
+        (
+            DEMO,
+            "python benchmarks/embed_scale.py --only embed --images 4000 --shard-size 1000 "
+            "--rounds 3 --work {out}/work --json {out}/embed-scale-runners.json",
+            "python benchmarks/embed_scale.py --only import --import-items 1000000 "
+            "--work {out}/work --json {out}/embed-scale-import.json",
+        ),
+    ),
 )
 
 

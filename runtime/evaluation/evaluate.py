@@ -56,6 +56,9 @@ class Evaluation:
     seconds: dict[str, float] = field(default_factory=dict)
     reranking: RerankConfig = field(default_factory=RerankConfig)
     gallery: GalleryCheck | None = None  # what the gallery holds, and what was left out
+    # The kind of store searched ("hnswlib", "qdrant", …): ``hnsw_recall_at_10`` is its index's
+    # recall whatever the kind (the JSON's "ann_recall@10"; "hnsw_recall@10" kept for readers).
+    store: str = "hnswlib"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,8 @@ class Evaluation:
             "hnsw": self.hnsw,
             "exact": self.exact,
             "hnsw_recall@10": self.hnsw_recall_at_10,
+            "store": self.store,
+            "ann_recall@10": self.hnsw_recall_at_10,
             "failures": [str(f) for f in self.failures],
             "seconds": self.seconds,
             "gallery": self.gallery.to_dict() if self.gallery else None,
@@ -158,6 +163,7 @@ def score_queries(
         seconds=seconds,
         reranking=reranking,
         gallery=check,
+        store=store_name(gallery.ref),
     )
 
 
@@ -234,6 +240,13 @@ def _hnsw_scores(
     floor = scores[np.isfinite(scores)].min(initial=0.0) - 1.0
     scores[~np.isfinite(scores)] = floor
     return scores, found
+
+
+def store_name(ref: str) -> str:
+    """What kind of store ``ref`` is, for reports: its scheme, or "hnswlib" for a folder."""
+    from sketchsearch.gallery.store_table import find_store_kind
+
+    return find_store_kind(ref)[0].scheme or "hnswlib"
 
 
 def _index_recall(

@@ -52,3 +52,22 @@ def real_exports(
 def _folder(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def triton_variants(
+    tiny_onnx: Path, tiny_run: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The tiny run's exports whose graph types differ: fp32 (uint8 in), fp16 (fp32 I/O kept),
+    and a float32 input without logits; the Triton tests check the config follows each graph."""
+    out = tmp_path_factory.mktemp("triton-variants")
+    checkpoint = tiny_run / "best.ckpt"
+    fp16 = ExportOptions(checkpoint=checkpoint, output=out / "model.fp16.onnx", precision="fp16")
+    float_input = ExportOptions(
+        checkpoint=checkpoint,
+        output=out / "model.float-input.onnx",
+        input_dtype="float32",
+        with_logits=False,
+    )
+    ((fp16_result,), (float_result,)) = export_onnx(fp16), export_onnx(float_input)
+    return {"fp32": tiny_onnx, "fp16": fp16_result.path, "float32-input": float_result.path}

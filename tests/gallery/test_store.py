@@ -239,6 +239,9 @@ def protocol_members() -> list[str]:
 def assert_keeps_protocol(store: object) -> None:
     """Every member of the protocol, each method with a signature the protocol's callers fit."""
     assert isinstance(store, GalleryStore)
+    # what the service compares to tell a new commit (runtime/service/live.py): equal when
+    # nothing changed, or it reloads on every poll
+    assert store.committed_version() == version_of(store.manifest)
     for name in protocol_members():
         wanted = inspect.getattr_static(GalleryStore, name)
         if isinstance(wanted, property):
@@ -273,6 +276,15 @@ def test_the_test_store_keeps_the_protocol(memory_kind) -> None:
     assert_keeps_protocol(create_gallery("memory://x", DIM, model=model()))
 
 
+def test_the_qdrant_store_keeps_the_protocol(tmp_path) -> None:
+    ref = f"qdrant+local://{tmp_path / 'q'}?collection=photos"
+    with create_gallery(ref, DIM, model=model()) as store:
+        assert type(store).__name__ == "QdrantStore" and store.ref == ref
+        assert_keeps_protocol(store)
+    with open_gallery(ref) as store:
+        assert_keeps_protocol(store)
+
+
 def test_open_gallery_on_a_path_is_the_folder_gallery(folder) -> None:
     path, vectors = folder
     queries = clustered(10, DIM, seed=1)
@@ -295,7 +307,7 @@ def test_open_gallery_on_a_path_is_the_folder_gallery(folder) -> None:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("ref", ["qdrant://localhost:6333/photos", "S3://bucket/gallery"])
+@pytest.mark.parametrize("ref", ["milvus://localhost:19530/photos", "S3://bucket/gallery"])
 def test_an_unknown_store_kind_is_a_one_line_usage_error(ref: str) -> None:
     for call in (lambda: open_gallery(ref), lambda: create_gallery(ref, DIM, model=model())):
         with pytest.raises(UsageError) as caught:
