@@ -29,7 +29,7 @@ def test_reader_sees_only_complete_states_while_a_writer_commits(tmp_path: Path)
         with Gallery.open(folder) as reader:  # the open itself checks every file agrees
             live = reader.info().live
             exported = reader.export_vectors()
-            hits = reader.search(exported.vectors, k=1)
+            hits = reader.search(exported.vectors, k=1, ef=max(64, live))  # HNSW: wide, exact
         assert live % 30 == 0 and len(exported.ids) == live
         assert [h.ids[0] for h in hits] == exported.ids.tolist()
         assert [h.items[0].path for h in hits] == [f"photos/{i:05d}.jpg" for i in exported.ids]
@@ -61,5 +61,5 @@ def test_searches_and_inserts_from_threads_do_not_overlap(tmp_path: Path) -> Non
         thread.join()
         assert errors == []
         assert gallery.info().live == 3000
-        top = gallery.search(vectors[2990:], k=1)
+        top = gallery.search(vectors[2990:], k=1, ef=3000)
         assert np.array_equal([r.ids[0] for r in top], np.arange(2990, 3000))

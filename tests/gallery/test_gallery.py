@@ -74,7 +74,7 @@ def test_removed_items_never_come_back_and_compact_keeps_ids(built) -> None:
     with Gallery.open(folder) as reader:
         assert (reader.info().live, reader.info().deleted) == (200, 0)
         keep = np.array([i for i in range(300) if i not in set(gone)])
-        result = reader.search(vectors[keep[:5]], k=1)
+        result = reader.search(vectors[keep[:5]], k=1, ef=200)
         assert [r.ids[0] for r in result] == keep[:5].tolist()  # same ids after compaction
         exported = reader.export_vectors()
         assert exported.ids.tolist() == keep.tolist()

@@ -278,14 +278,20 @@ class DeletingColourEngine(ColourEngine):
         return super().embed(images)
 
 
-def one_shard(engine: ColourEngine, folder: Path, out: Path, dtype: str = "float32"):
+def one_shard(
+    engine: ColourEngine,
+    folder: Path,
+    out: Path,
+    dtype: str = "float32",
+    batch_size: int | None = None,
+):
     from sketchsearch.runtime.embed_job import make_plan
     from sketchsearch.runtime.embed_shard import embed_shard
 
     sources = folder_sources(folder)
     plan = make_plan(engine.card, sources, folder, FOLDER_SOURCE, dtype=dtype)
     out.mkdir(parents=True, exist_ok=True)
-    return embed_shard(engine, plan.spec, 0, plan.shard_sources(0), out)
+    return embed_shard(engine, plan.spec, 0, plan.shard_sources(0), out, batch_size=batch_size)
 
 
 def test_a_changed_root_with_the_same_names_is_another_plan(tmp_path) -> None:
@@ -431,7 +437,8 @@ def test_a_rows_size_is_the_size_of_the_bytes_hashed(tmp_path) -> None:
     folder = tmp_path / "photos"
     files = [solid(folder / "red" / f"r{i}.png", (255, i, 0)) for i in range(3)]
     expected = {f"red/{f.name}": len(f.read_bytes()) for f in files}
-    summary = one_shard(DeletingColourEngine(files), folder, tmp_path / "shards")
+    # one batch: every file is read before the engine's first call deletes them all
+    summary = one_shard(DeletingColourEngine(files), folder, tmp_path / "shards", batch_size=3)
     assert summary.rows == 3 and not any(f.exists() for f in files)  # gone before the rows
     assert {p: r[1]["size"] for p, r in shard_rows(tmp_path / "shards").items()} == expected
     with open_engine(colour_onnx(tmp_path / "colour.onnx"), domain="gallery") as engine:
