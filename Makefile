@@ -116,9 +116,9 @@ TYPECHECKED := data gallery runtime cli
 TENSORRT_MODULES := export.tensorrt_build cli.tensorrt_commands runtime.engines.tensorrt_engine
 typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/sketchsearch
-	for d in $(TYPECHECKED); do ln -s ../../../$$d build/typecheck/sketchsearch/$$d; done
+	for d in $(TYPECHECKED); do ln -sfn ../../../$$d build/typecheck/sketchsearch/$$d; done
 	MYPYPATH=build/typecheck $(BIN)/mypy $(addprefix -p sketchsearch.,$(TYPECHECKED))
-	ln -s ../../../export build/typecheck/sketchsearch/export
+	ln -sfn ../../../export build/typecheck/sketchsearch/export
 	if $(PY) tools/tensorrt_stubs.py --dest build/stubs; then \
 		MYPYPATH=build/typecheck:build/stubs $(BIN)/mypy --config-file mypy-tensorrt.ini \
 			$(addprefix -m sketchsearch.,$(TENSORRT_MODULES)); \

@@ -9,170 +9,48 @@ folder and the images must be on a file system every node sees (the driver check
 it is told about); the model need not be: a self-contained ``.onnx`` file travels to the
 actors through Ray's object store. Any error on a worker comes back as one line naming the
 shard and the node; an actor that dies is restarted a bounded number of times. Ray is an
-optional extra, imported only here and only when this runner is chosen.
+optional extra, imported only by the Ray runner's modules and only when this runner is chosen.
+
+This module is the driver; the Ray instance and the pool's layout are in embed_ray_cluster.py,
+the actor in embed_ray_actor.py, the listing file in embed_ray_listing.py.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 import re
-import secrets
-import shutil
-import socket
 import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from sketchsearch.data.errors import SketchsearchError, UsageError
-from sketchsearch.data.strict_json import dumps
+from sketchsearch.data.errors import UsageError
 from sketchsearch.gallery.errors import GalleryCorruptError
 from sketchsearch.gallery.shard_file import read_header, shard_name
 from sketchsearch.runtime.embed_job import LISTING_FILE, EmbedPlan, ShardSpec
-from sketchsearch.runtime.embed_shard import ShardSummary, embed_shard
-from sketchsearch.runtime.gallery_build import Source
-from sketchsearch.runtime.machine import available_cpus
-from sketchsearch.runtime.pipeline import Failure, default_workers
+from sketchsearch.runtime.embed_ray_actor import SHARED_FS, ActorSetup, ShardActor
+from sketchsearch.runtime.embed_ray_cluster import actor_layout, quiet_ray_data
+from sketchsearch.runtime.embed_ray_listing import EmbedWorkerError, write_listing
+from sketchsearch.runtime.embed_shard import ShardSummary
+from sketchsearch.runtime.pipeline import Failure
 
-# Enough for the small rows and summaries this runner puts there, and the model's bytes.
-OBJECT_STORE_BYTES = 256 * 2**20
-# Default CPUs per actor: a few threads per onnxruntime session scale well; more actors
-# beyond that keep more cores busy than one wide session does.
-DEFAULT_ACTOR_CPUS = 4
 # Suffixes whose file can be the whole model, so it can travel as bytes (unless it keeps its
 # weights in external data files: then the path is used).
 SELF_CONTAINED = (".onnx",)
 # An actor that dies (a crash, the OOM killer) is restarted and its shard retried this many
 # times; then the run stops and names the shards left. Ray Data's default retries forever.
 ACTOR_RETRIES = 2
-# How long the pool may wait for its first actors to be placed: a pool no node can hold fails
-# with one line instead of waiting forever (Ray Data's default).
-WAIT_FOR_ACTORS_S = 600
-SHARED_FS = "--out must be on a file system every node sees"
 # Ray's C++ core logs this at error level for every actor pool whose constructor arguments
 # Ray Data itself put in the object store; it is advice to Ray's developers, not an error.
 RAY_NOISE = re.compile(
     rb"core_worker\.cc:\d+: Actor .* has constructor arguments in the object store"
 )
 _CAUSE = re.compile(r"^([\w.]+\.)?\w*(Error|Exception|Exit)\b.*: ")
-
-
-class EmbedWorkerError(SketchsearchError):
-    """A Ray worker could not embed or write a shard (its own disk, a crash): one line."""
-
-
-@dataclass(frozen=True)
-class ActorSetup:
-    """What each actor needs to open its engine and write shards."""
-
-    spec: ShardSpec
-    out: str
-    model_name: str
-    model_path: str | None  # read on the worker (shared file system) when no bytes travel
-    threads: int
-    provider: str | None
-    backend: str | None
-    batch_size: int | None
-
-
-def import_ray() -> Any:
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise UsageError(
-            "--runner ray needs Ray Data: pip install 'sketchsearch[ray]' (or use --runner local)"
-        ) from None
-    return ray
-
-
-@contextmanager
-def ray_session(address: str | None) -> Iterator[Any]:
-    """Ray, started here (and stopped after) unless this process already joined one.
-
-    Without ``address`` a new local instance is started, whatever ``RAY_ADDRESS`` or a local
-    ``ray start`` says: joining one silently would run on someone else's cluster.
-    """
-    ray = import_ray()
-    if ray.is_initialized():
-        if address is not None:
-            raise UsageError(
-                f"--ray-address {address}: this process has already joined a Ray instance; "
-                "leave --ray-address out to use it"
-            )
-        yield ray
-        return
-    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-    if address is None:
-        options.update(
-            num_cpus=available_cpus(),
-            include_dashboard=False,
-            object_store_memory=OBJECT_STORE_BYTES,
-        )
-    where = f"--ray-address {address}" if address else "a local Ray instance"
-    try:
-        ray.init(address=address or "local", **options)
-    except (ConnectionError, ValueError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"{where}: cannot start or join Ray ({first})") from None
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
-@dataclass(frozen=True)
-class ActorLayout:
-    actors: int
-    cpus: int  # per actor
-
-
-def actor_layout(ray: Any, workers: int | None) -> ActorLayout:
-    """The layout for the cluster ``ray`` joined: see :func:`plan_layout`."""
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    largest = max((int(n.get("Resources", {}).get("CPU", 0)) for n in nodes), default=cpus)
-    return plan_layout(cpus, max(1, largest), workers)
-
-
-def plan_layout(cpus: int, largest_node: int, workers: int | None) -> ActorLayout:
-    """(actors, CPUs per actor) over ``cpus`` CPUs whose largest node has ``largest_node``.
-
-    By default an actor per ``DEFAULT_ACTOR_CPUS`` CPUs (a few threads per onnxruntime
-    session scale well; more actors beyond that keep more cores busy). ``workers`` asks for
-    that many actors, at most one per CPU. An actor never asks for more CPUs than one node
-    has, or no node could place it and the pool would wait for ever.
-    """
-    asked = max(1, cpus // DEFAULT_ACTOR_CPUS) if workers is None else min(workers, cpus)
-    actors = max(1, asked)
-    per_actor = max(1, min(cpus // actors, largest_node))
-    if workers is None:
-        actors = max(actors, cpus // per_actor)
-    return ActorLayout(actors, per_actor)
-
-
-def quiet_ray_data(ray: Any) -> None:
-    """No progress bars or execution banners from Ray Data; warnings and errors stay."""
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.enable_operator_progress_bars = False
-    context.print_on_execution_start = False
-    context.enable_auto_log_stats = False
-    context.verbose_stats_logs = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    # It warns that the bars are off, which is what we asked for.
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
-    context.wait_for_min_actors_s = WAIT_FOR_ACTORS_S
 
 
 def run_ray(
@@ -337,133 +215,6 @@ def _ray_failure(err: Exception, left: list[int]) -> str:
         f"restarted {ACTOR_RETRIES} times per shard; shards not written: {shown or 'none'} "
         "(rerun to embed them)"
     )
-
-
-class ShardActor:
-    """One engine per actor; called with one shard per batch."""
-
-    def __init__(self, setup: ActorSetup, model_ref: list[Any]) -> None:
-        from sketchsearch.runtime.engines.table import open_engine
-
-        self.setup = setup
-        folder = None
-        if setup.model_path is None:
-            import ray
-
-            folder = tempfile.mkdtemp(prefix="sketchsearch-model-")
-            path = Path(folder) / setup.model_name
-            path.write_bytes(ray.get(model_ref[0]))
-        else:
-            path = Path(setup.model_path)
-        self.node = _node_name()
-        self.error: SketchsearchError | str | None = None
-        try:
-            self.engine = open_engine(
-                path,
-                provider=setup.provider,
-                threads=setup.threads,
-                batch_pipeline=True,
-                domain="gallery",
-                backend=setup.backend,
-            )
-        except SketchsearchError as err:  # a user's error: the driver raises it as one line
-            self.error = err
-        except Exception as err:  # crosses Ray as one line, not a traceback
-            self.error = f"cannot open the model on {self.node}: {type(err).__name__}: {err}"
-        finally:  # the session holds the model in memory now
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        done, errors, messages = [], [], []
-        spans = zip(batch["index"], batch["offset"], batch["length"], strict=True)
-        for index, offset, length in spans:
-            summary, error, message = "", b"", ""
-            try:
-                summary = dumps(asdict(self._shard(int(index), int(offset), int(length))))
-            except SketchsearchError as err:  # Ray would wrap it in its own exceptions
-                error = pickle.dumps(err)
-            except Exception as err:  # disk full, no --out here: one line
-                hint = f" ({SHARED_FS})" if isinstance(err, OSError) else ""
-                message = (
-                    f"shard {int(index)} on Ray node {self.node}: {type(err).__name__}: {err}{hint}"
-                )
-            done.append(summary)
-            errors.append(error)
-            messages.append(message)
-        return {
-            "summary": np.array(done, dtype=object),
-            "error": np.array(errors, dtype=object),
-            "message": np.array(messages, dtype=object),
-            "node": np.array([self.node] * len(done), dtype=object),
-        }
-
-    def _shard(self, index: int, offset: int, length: int) -> ShardSummary:
-        if isinstance(self.error, str):
-            raise EmbedWorkerError(f"shard {index}: {self.error}")
-        if self.error is not None:
-            raise self.error
-        sources = read_listing(Path(self.setup.out), index, offset, length)
-        return embed_shard(
-            self.engine,
-            self.setup.spec,
-            index,
-            sources,
-            Path(self.setup.out),
-            batch_size=self.setup.batch_size,
-            workers=default_workers(self.setup.threads),
-            progress=False,
-        )
-
-
-def _node_name() -> str:
-    """This worker's host and Ray node id, for messages."""
-    try:
-        import ray
-
-        node = str(ray.get_runtime_context().get_node_id())[:12]
-    except Exception:  # a name for messages only
-        return socket.gethostname()
-    return f"{socket.gethostname()} (node {node})"
-
-
-def write_listing(out: Path, plan: EmbedPlan, pending: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """Write the pending shards' sources to ``out/LISTING_FILE`` (one JSON line per shard,
-    atomically); returns each shard's (offset, length) in it."""
-    target = out / LISTING_FILE
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-    spans: dict[int, tuple[int, int]] = {}
-    try:
-        with open(temporary, "wb") as handle:
-            for index in pending:
-                line = dumps([index, *map(_listed, plan.shard_sources(index))]).encode() + b"\n"
-                spans[index] = (handle.tell(), len(line))
-                handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return spans
-
-
-def read_listing(out: Path, index: int, offset: int, length: int) -> list[Source]:
-    """Shard ``index``'s sources from the listing file (an ``OSError`` where ``out`` is not
-    this node's to read)."""
-    with open(out / LISTING_FILE, "rb") as handle:
-        handle.seek(offset)
-        raw = json.loads(handle.read(length))
-    if not raw or raw[0] != index:
-        raise EmbedWorkerError(
-            f"{out / LISTING_FILE}: shard {index} is not where the driver wrote it (two runs "
-            "into one folder at once?)"
-        )
-    return [Source(Path(f), p, lab, ins) for f, p, lab, ins in raw[1:]]
-
-
-def _listed(source: Source) -> list[str | None]:
-    return [str(source.file), source.path, source.label, source.instance]
 
 
 def _summary(raw: dict[str, Any]) -> ShardSummary:

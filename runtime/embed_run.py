@@ -107,7 +107,7 @@ def run_embed(
         raise UsageError(f"--runner {config.runner}: use one of {', '.join(RUNNERS)}")
     max_file_bytes()  # a bad limit is refused before anything starts
     if config.runner == "ray":
-        from sketchsearch.runtime.embed_ray import import_ray
+        from sketchsearch.runtime.embed_ray_cluster import import_ray
 
         import_ray()  # missing: refused before the folder is touched
     if config.runner == "ray" and config.threads is not None:
@@ -174,7 +174,8 @@ def _run(
     tick = time.perf_counter()
     session: AbstractContextManager[Any]
     if config.runner == "ray":
-        from sketchsearch.runtime.embed_ray import actor_layout, ray_session, run_ray
+        from sketchsearch.runtime.embed_ray import run_ray
+        from sketchsearch.runtime.embed_ray_cluster import actor_layout, ray_session
 
         session = ray_session(config.ray_address)
     else:

@@ -29,7 +29,7 @@ def test_run_embed_starts_and_stops_its_own_local_ray(monkeypatch, capfd, tmp_pa
     "constructor arguments in the object store" line is filtered, our progress lines are not."""
     from colour_engine import solid
 
-    from sketchsearch.runtime.embed_ray import plan_layout
+    from sketchsearch.runtime.embed_ray_cluster import plan_layout
     from sketchsearch.runtime.machine import available_cpus
 
     assert not ray.is_initialized()
@@ -145,7 +145,7 @@ def test_ray_missing_is_a_one_line_usage_error(tmp_path) -> None:
 def test_a_workers_own_error_is_one_line_naming_the_shard_and_node(ray_session, tmp_path):
     from colour_engine import solid
 
-    from sketchsearch.runtime.embed_ray import EmbedWorkerError
+    from sketchsearch.runtime.embed_ray_listing import EmbedWorkerError
 
     folder = tmp_path / "photos"
     for i in range(4):
@@ -213,7 +213,7 @@ def test_a_shard_the_driver_cannot_see_is_refused(tmp_path) -> None:
     ],
 )
 def test_actor_layout_fits_the_largest_node(cpus, largest, workers, expected) -> None:
-    from sketchsearch.runtime.embed_ray import plan_layout
+    from sketchsearch.runtime.embed_ray_cluster import plan_layout
 
     layout = plan_layout(cpus, largest, workers)
     assert (layout.actors, layout.cpus) == expected
