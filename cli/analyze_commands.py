@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sketchsearch.cli.options import EngineOption, FiniteFloat, backend_option, chosen_backend
+from sketchsearch.cli.options import EngineOption, FiniteFloat, chosen_backend, inference_options
 from sketchsearch.data.errors import UsageError
 from sketchsearch.data.strict_json import dumps, undefined_as_null
 from sketchsearch.train.cam_methods import METHODS
@@ -42,9 +42,9 @@ def analyze() -> None:
 @click.option("--instance", is_flag=True, help="Positive = the sketch's own photo (engine mode).")
 @click.option("--seed", type=int, help="Seed of the pair sampling (engine mode; default 0).")
 @click.option("--max-pairs", type=click.IntRange(min=1), help="Per kind (default 200000).")
-@click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt (engine mode).")
-@backend_option
-@click.option("--threads", type=int, help="Inference threads (engine mode).")
+@inference_options(
+    "Inference threads (engine mode).", "onnxruntime provider: cpu, cuda, tensorrt (engine mode)."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), help="Engine batch (default 32).")
 @click.option(
     "--target-fpr",

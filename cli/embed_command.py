@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from sketchsearch.cli.options import BackendOption, EngineOption, chosen_backend
+from sketchsearch.cli.options import (
+    EngineOption,
+    chosen_backend,
+    inference_options,
+)
 from sketchsearch.data.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -65,12 +69,8 @@ _PATH = click.Path(path_type=Path)
     is_flag=True,
     help="Delete this folder's shards and failures files (only embed's own) and start over.",
 )
-@click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt.")
-@click.option("--backend", cls=BackendOption, metavar="NAME")
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    help="Local runner's inference threads (refused with --runner ray: an actor uses its CPUs).",
+@inference_options(
+    "Local runner's inference threads (refused with --runner ray: an actor uses its CPUs)."
 )
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per batch.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from sketchsearch.cli.options import GALLERY_REF, EngineOption, backend_option, chosen_backend
+from sketchsearch.cli.options import (
+    GALLERY_REF,
+    EngineOption,
+    chosen_backend,
+    inference_options,
+)
 from sketchsearch.cli.retrieve_command import rerank_options
 from sketchsearch.data.strict_json import dumps, undefined_as_null
 
@@ -38,9 +43,7 @@ SHOWN = ("mAP@all", "mAP@200", "P@1", "P@100", "P@200", "recall@1", "recall@5", 
     is_flag=True,
     help="Leave out queries that are themselves gallery items (same bytes) instead of refusing.",
 )
-@click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt.")
-@backend_option
-@click.option("--threads", type=click.IntRange(min=1))
+@inference_options()
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--ef", type=click.IntRange(min=1), help="HNSW search breadth.")
 @rerank_options

@@ -9,7 +9,11 @@ from typing import Any, TypeVar
 import click
 
 from sketchsearch.cli.gallery_commands import gallery
-from sketchsearch.cli.options import BackendOption, EngineOption, chosen_backend
+from sketchsearch.cli.options import (
+    EngineOption,
+    chosen_backend,
+    inference_options,
+)
 from sketchsearch.data.errors import ExitCode
 
 _PATH = click.Path(path_type=Path)
@@ -20,13 +24,7 @@ def _engine_options(command: F) -> F:
     for option in reversed(
         [
             click.option("--engine", cls=EngineOption, type=_PATH, required=True),
-            click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt."),
-            click.option("--backend", cls=BackendOption, metavar="NAME"),
-            click.option(
-                "--threads",
-                type=click.IntRange(min=1),
-                help="Inference threads (default: all cores).",
-            ),
+            inference_options("Inference threads (default: all cores)."),
             click.option(
                 "--batch-size",
                 type=click.IntRange(min=1),

@@ -52,6 +52,24 @@ def backend_option(command: F) -> F:
     return click.option("--backend", cls=BackendOption, metavar="NAME")(command)
 
 
+PROVIDER_HELP = "onnxruntime provider: cpu, cuda, tensorrt."
+BEST_PROVIDER_HELP = "onnxruntime provider: cpu, cuda, tensorrt (default: best)."
+
+
+def inference_options(
+    threads_help: str | None = None, provider_help: str = PROVIDER_HELP
+) -> Callable[[F], F]:
+    """``--provider``, ``--backend`` and ``--threads``, in that order: how every command that
+    opens an ``--engine`` runs it (its values go to :func:`chosen_backend` and the engine)."""
+
+    def apply(command: F) -> F:
+        threads = click.option("--threads", type=click.IntRange(min=1), help=threads_help)
+        command = backend_option(threads(command))
+        return click.option("--provider", help=provider_help)(command)
+
+    return apply
+
+
 def chosen_backend(
     engine: Path,
     backend: str | None,

@@ -17,10 +17,11 @@ from typing import Any, BinaryIO
 import click
 
 from sketchsearch.cli.options import (
+    BEST_PROVIDER_HELP,
     FINITE_FLOAT,
     GALLERY_REF,
     EngineOption,
-    backend_option,
+    inference_options,
 )
 from sketchsearch.data.errors import ExitCode, SketchsearchError
 
@@ -91,9 +92,7 @@ class RetrieveSetupError(SketchsearchError):
     help="Overlay Grad-CAM on the --grid tiles, from the model's checkpoint (needs [train]).",
 )
 @click.option("--cam-method", default="gradcam", show_default=True, help="With --explain.")
-@click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt (default: best).")
-@backend_option
-@click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
+@inference_options("Inference threads.", BEST_PROVIDER_HELP)
 @click.option(
     "--ef", type=click.IntRange(min=1), help="HNSW search breadth (default: the gallery's)."
 )

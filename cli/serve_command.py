@@ -13,11 +13,12 @@ from pathlib import Path
 import click
 
 from sketchsearch.cli.options import (
+    BEST_PROVIDER_HELP,
     FINITE_FLOAT,
     GALLERY_REF,
     EngineOption,
     FiniteFloat,
-    backend_option,
+    inference_options,
 )
 from sketchsearch.cli.retrieve_command import RetrieveSetupError, rerank_options
 from sketchsearch.data.errors import SketchsearchError
@@ -97,9 +98,7 @@ MiB = 1 << 20
     show_default=True,
     help="Seconds between checks for a new gallery generation (0: never reload).",
 )
-@click.option("--provider", help="onnxruntime provider: cpu, cuda, tensorrt (default: best).")
-@backend_option
-@click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
+@inference_options("Inference threads.", BEST_PROVIDER_HELP)
 @click.option(
     "--min-score",
     type=FINITE_FLOAT,

@@ -7,11 +7,10 @@ error a worker raises. Separate so the driver and the actor module share the fil
 from __future__ import annotations
 
 import json
-import os
-import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from sketchsearch.data.atomic_file import write_bytes_atomic
 from sketchsearch.data.errors import SketchsearchError
 from sketchsearch.data.strict_json import dumps
 from sketchsearch.runtime.embed_job import LISTING_FILE, EmbedPlan
@@ -25,21 +24,17 @@ class EmbedWorkerError(SketchsearchError):
 def write_listing(out: Path, plan: EmbedPlan, pending: Sequence[int]) -> dict[int, tuple[int, int]]:
     """Write the pending shards' sources to ``out/LISTING_FILE`` (one JSON line per shard,
     atomically); returns each shard's (offset, length) in it."""
-    target = out / LISTING_FILE
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
     spans: dict[int, tuple[int, int]] = {}
-    try:
-        with open(temporary, "wb") as handle:
-            for index in pending:
-                line = dumps([index, *map(_listed, plan.shard_sources(index))]).encode() + b"\n"
-                spans[index] = (handle.tell(), len(line))
-                handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+
+    def lines() -> Iterator[bytes]:
+        offset = 0
+        for index in pending:
+            line = dumps([index, *map(_listed, plan.shard_sources(index))]).encode() + b"\n"
+            spans[index] = (offset, len(line))
+            offset += len(line)
+            yield line
+
+    write_bytes_atomic(out / LISTING_FILE, lines())
     return spans
 
 

@@ -60,6 +60,32 @@ def test_every_float_option_refuses_non_finite_numbers() -> None:
     assert loose == []
 
 
+def test_every_command_that_opens_an_engine_spells_its_inference_options_once() -> None:
+    """``--provider``, ``--backend`` and ``--threads`` come from ``inference_options``: side by
+    side, in that order, and ``--threads`` is at least 1 everywhere (``analyze`` once took 0)."""
+    commands = [
+        (path, command)
+        for name in SUBCOMMANDS
+        for path, command in _commands(cli.get_command(click.Context(cli), name), (name,))
+    ]
+    opening = {
+        path: [param.name for param in command.params]
+        for path, command in commands
+        if any(param.name == "provider" for param in command.params)
+    }
+    assert {("retrieve",), ("serve",), ("embed",), ("gallery", "build")} <= set(opening)
+    apart = [p for p, names in opening.items() if "provider,backend,threads" not in ",".join(names)]
+    assert apart == []
+    loose = [
+        path
+        for path, command in commands
+        for param in command.params
+        if path in opening and param.name == "threads"
+        if not (isinstance(param.type, click.IntRange) and param.type.min == 1)
+    ]
+    assert loose == []
+
+
 @pytest.mark.parametrize("text", NON_FINITE)
 def test_the_type_refuses_non_finite_and_keeps_ranges(text: str) -> None:
     with pytest.raises(click.BadParameter, match="is not a finite number"):
