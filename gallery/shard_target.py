@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sketchsearch.data.errors import UsageError
-from sketchsearch.gallery.commit import MANIFEST_FILE
+from sketchsearch.gallery.commit import MANIFEST_FILE, fsync_path
 from sketchsearch.gallery.errors import GalleryError, GalleryWriteError
 from sketchsearch.gallery.shard_set import ShardSet
 from sketchsearch.gallery.store import GalleryStore
@@ -95,16 +95,7 @@ def new_gallery(out: str | os.PathLike[str], shards: ShardSet) -> Iterator[Galle
             f"{target}: the imported gallery could not be moved there ({err.strerror}); it is "
             f"complete in {staging}: rename that folder yourself"
         ) from None
-    _sync_folder(target.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename durable: fsync the folder that holds the new entry."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    fsync_path(target.parent)  # the rename is durable
 
 
 @contextlib.contextmanager
