@@ -273,6 +273,15 @@ class GalleryManifest:
             **changes,
         )
 
+    def after_removing(self, removed: int) -> GalleryManifest:
+        """Removing items from a gallery built from a split's part makes that part partial:
+        evaluation must not present a subset of the part as the whole part. Every store's
+        ``remove`` applies this one rule."""
+        origin = self.source
+        if removed and origin is not None and origin.kind != "folder" and not origin.partial:
+            return replace(self, source=replace(origin, partial=True))
+        return self
+
 
 # name -> (minimum, maximum). The maxima are what hnswlib's C++ types hold (its dim is an
 # int; M, ef and counts are size_t), so a damaged number is refused here instead of

@@ -140,10 +140,7 @@ class QdrantWriter(QdrantReader):
         missing += [p for p in path_list if p not in by_path]
         unique = sorted(set(live_ids))
         self._mark_removed(unique)
-        origin = self.manifest.source
-        if unique and origin is not None and origin.kind != "folder" and not origin.partial:
-            # evaluation must not present a subset of a split's part as the whole part
-            self.manifest = replace(self.manifest, source=replace(origin, partial=True))
+        self.manifest = self.manifest.after_removing(len(unique))
         return RemoveReport(removed=unique, not_found=missing)
 
     def set_threshold(self, threshold: MatchThreshold | None) -> None:
