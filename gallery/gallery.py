@@ -439,8 +439,10 @@ class Gallery:
 
     def committed_version(self) -> str:
         """Read from the committed manifest under the commit lock (shared), as ``open`` reads
-        it, so a commit in progress is either wholly seen or not at all."""
-        with FileLock(self.directory / COMMIT_LOCK).held(exclusive=False):
+        it, so a commit in progress is either wholly seen or not at all. A missing lock file is
+        not created: a service polls this every few seconds, and must leave a gallery being
+        deleted empty (see ``locking``)."""
+        with FileLock(self.directory / COMMIT_LOCK).held(exclusive=False, create=False):
             manifest_path, _ = committed_view(self.directory)
             return version_of(GalleryManifest.read(manifest_path))
 

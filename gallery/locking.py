@@ -9,6 +9,10 @@ without a timeout.
 Lock files are dotfiles, so ``cp g/* new/`` leaves them behind. Both are created when missing:
 a writer creates its own, and a reader creates ``.commit.lock``; a reader that cannot create
 it (a read-only copy) reads without it, as no writer can commit in a folder it cannot write.
+A poll for the committed version creates nothing (``create=False``): a service polling every
+few seconds must not put a lock file back into a gallery being deleted (``rm -rf`` would
+then fail with "Directory not empty"); without the file it reads the manifest alone, which
+a commit replaces whole.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ class FileLock:
         self.path = path
         self._descriptor: int | None = None
 
-    def acquire(self, exclusive: bool, timeout: float | None) -> None:
-        """Take the lock; ``timeout=None`` waits as long as it takes."""
-        descriptor = self._open(exclusive)
+    def acquire(self, exclusive: bool, timeout: float | None, create: bool = True) -> None:
+        """Take the lock; ``timeout=None`` waits as long as it takes. ``create=False`` (shared
+        only): a missing lock file is not created, and nothing is locked."""
+        descriptor = self._open(exclusive, create)
         if descriptor is None:
-            return  # a shared lock in a folder nobody can write: nothing to wait for
+            return  # shared, and no lock file to take (create=False, or a read-only folder)
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         try:
             if timeout is None:
@@ -51,13 +56,14 @@ class FileLock:
             os.ftruncate(descriptor, 0)
             os.write(descriptor, str(os.getpid()).encode())
 
-    def _open(self, exclusive: bool) -> int | None:
+    def _open(self, exclusive: bool, create: bool) -> int | None:
         if exclusive:
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             return os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
-            pass
+            if not create:
+                return None
         try:
             return os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
         except OSError as err:
@@ -86,8 +92,10 @@ class FileLock:
             self._descriptor = None
 
     @contextlib.contextmanager
-    def held(self, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
-        self.acquire(exclusive, timeout)
+    def held(
+        self, exclusive: bool, timeout: float | None = None, create: bool = True
+    ) -> Iterator[None]:
+        self.acquire(exclusive, timeout, create)
         try:
             yield
         finally:

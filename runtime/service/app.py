@@ -186,7 +186,7 @@ def _info_record(service: Service) -> dict[str, Any]:
     with service.live.lease() as retriever:
         manifest = retriever.gallery.manifest
         threshold = retriever.threshold
-    labels = service.labels
+        labels = service.labels_of(retriever)
     card = service.engine.card
     settings = service.settings
     return {

@@ -73,7 +73,7 @@ class Service:
         self.engine = retriever.engine
         self.gallery_name = Path(gallery_ref).name
         self.metrics = ServiceMetrics()
-        self.labels: list[str] = []  # the answering generation's, set on every swap
+        self._labels: tuple[Retriever, list[str]] | None = None  # see labels_of
         self.live = LiveRetriever(
             retriever,
             gallery_ref,
@@ -182,8 +182,19 @@ class Service:
         return Threshold(float(min_score), "request") if min_score is not None else None
 
     # ------------------------------------------------------------------ metrics hooks
+    def labels_of(self, retriever: Retriever) -> list[str]:
+        """The labels of the generation ``retriever`` answers from, read once per generation.
+
+        Keyed by the retriever, not set beside it on a swap: a /v1/info answered while a swap
+        is under way must never pair one generation's item count with another's labels."""
+        cached = self._labels
+        if cached is None or cached[0] is not retriever:
+            cached = (retriever, sorted(retriever.gallery.labels()))
+            self._labels = cached
+        return cached[1]
+
     def _swapped(self, retriever: Retriever) -> None:
-        self.labels = sorted(retriever.gallery.labels())  # /v1/info's, read once per generation
+        self.labels_of(retriever)  # read now, not by the first /v1/info after a reload
         manifest = retriever.gallery.manifest
         self.metrics.generation.set(manifest.generation)
         self.metrics.items.set(manifest.live)

@@ -63,3 +63,21 @@ def test_searches_and_inserts_from_threads_do_not_overlap(tmp_path: Path) -> Non
         assert gallery.info().live == 3000
         top = gallery.search(vectors[2990:], k=1, ef=3000)
         assert np.array_equal([r.ids[0] for r in top], np.arange(2990, 3000))
+
+
+def test_polling_the_committed_version_creates_no_file(tmp_path: Path) -> None:
+    """A service polls ``committed_version`` every few seconds; if a poll put ``.commit.lock``
+    back while `rm -rf` empties the gallery, the final rmdir fails ("Directory not empty")."""
+    from sketchsearch.gallery.locking import COMMIT_LOCK
+    from sketchsearch.gallery.store import version_of
+
+    folder = tmp_path / "g"
+    with Gallery.create(folder, 16, model=model()) as gallery:
+        gallery.add(clustered(30, 16), items(30))
+    with Gallery.open(folder) as reader:
+        (folder / COMMIT_LOCK).unlink()  # as `rm -rf` has, before it reaches the manifest
+        assert reader.committed_version() == version_of(reader.manifest)
+        assert not (folder / COMMIT_LOCK).exists()
+        for name in [p.name for p in folder.iterdir()]:
+            (folder / name).unlink()
+        folder.rmdir()

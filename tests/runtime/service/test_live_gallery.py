@@ -108,7 +108,7 @@ def test_a_gallery_rebuilt_in_place_is_picked_up(fresh: Path) -> None:
         while time.monotonic() < deadline and info["items"] == before["items"]:
             time.sleep(0.1)
             info = httpx.get(server.url + "v1/info").json()["gallery"]
-        assert info["generation"] == 1 and info["labels"] == [kept.name]
+        assert info["generation"] == 1 and info["labels"] == [kept.name], server.stderr()
         assert info["items"] == len(list(kept.iterdir())) < before["items"]
         found = httpx.post(server.url + "v1/search", content=next(kept.iterdir()).read_bytes(),
                            headers={"Content-Type": "image/jpeg"})  # fmt: skip
@@ -141,3 +141,44 @@ def test_a_generation_that_does_not_check_out_is_not_loaded(fresh: Path) -> None
         metrics = httpx.get(server.url + "metrics").text
         assert 'sketchsearch_gallery_reloads_total{outcome="failed"} 1.0' in metrics
         assert server.stderr().count("not loaded") == 1  # said once, not at every poll
+
+
+def test_info_answered_during_a_swap_is_of_one_generation(fresh: Path) -> None:
+    """A /v1/info answered after a new generation is published but before the swap's own
+    bookkeeping ran must give that generation's labels with its item count: CI once saw the
+    new count beside the old labels (`test_a_gallery_rebuilt_in_place_is_picked_up`)."""
+    from fastapi.testclient import TestClient
+
+    from sketchsearch.gallery.store_table import open_gallery
+    from sketchsearch.runtime.engines.table import open_engine
+    from sketchsearch.runtime.retriever import Retriever, model_ref
+    from sketchsearch.runtime.service.app import create_app
+    from sketchsearch.runtime.service.service import Service, ServiceSettings
+
+    engine = open_engine(fresh / "model.onnx")
+    gallery = open_gallery(fresh / "gallery", expected_model=model_ref(engine.card))
+    service = Service(Retriever(engine, gallery), fresh / "gallery", ServiceSettings())
+    client = TestClient(create_app(service))
+    before = client.get("/v1/info").json()["gallery"]
+    kept = sorted((fresh / "images").iterdir())[0]
+    shutil.copytree(kept, fresh / "smaller" / kept.name)
+    build_gallery_cli(fresh / "model.onnx", fresh / "smaller", fresh / "rebuilt")
+    shutil.rmtree(fresh / "gallery")
+    (fresh / "rebuilt").rename(fresh / "gallery")
+    mid_swap: list[dict[str, object]] = []
+    bookkeeping = service.live._on_swap  # the service's own hook, run after publishing
+
+    def answer_first(retriever: Retriever) -> None:
+        mid_swap.append(client.get("/v1/info").json()["gallery"])
+        bookkeeping(retriever)
+
+    service.live._on_swap = answer_first
+    try:
+        assert service.live.reload_if_changed()
+        after = client.get("/v1/info").json()["gallery"]
+    finally:
+        service.close()
+        engine.close()
+    assert len(before["labels"]) == 4
+    assert mid_swap[0]["items"] == after["items"] == len(list(kept.iterdir()))
+    assert mid_swap[0]["labels"] == after["labels"] == [kept.name]
