@@ -158,6 +158,10 @@ def body_number(driver: WebDriver, name: str) -> int:
     return int(driver.execute_script(f"return document.body.dataset.{name}"))
 
 
+# The page's own variables: a query newer than arguments[0] has been submitted.
+SUBMITTED = "return sequence > arguments[0] && lastQuery !== null && lastQuery.mine === sequence"
+
+
 def settle(driver: WebDriver) -> None:
     """Wait until the newest query's answer (or error) is on screen; fail on an error."""
     WebDriverWait(driver, WAIT_S, poll_frequency=0.05).until(
@@ -174,8 +178,11 @@ def draw_stroke(driver: WebDriver, canvas: WebElement, stroke: tuple[Point, ...]
     """One stroke with real pointer events: down, a move every ~48 px, up.
 
     Offsets are from the canvas's centre (W3C actions) and scaled to its displayed size. A
-    pause halfway makes the stroke last longer than the page's 300 ms throttle, so at least
-    one search must go out while it is drawn.
+    pause halfway makes the stroke last longer than the page's 300 ms throttle, so the next
+    move makes a query while the stroke is drawn. The pen stays down (actions keep their
+    state between calls) until that query is submitted (sent, or waiting behind one in
+    flight): the page encodes the canvas asynchronously and drops a mid-stroke query that
+    the stroke's end overtook, which a loaded machine can make happen for a short stroke.
     """
     box = canvas.rect
     scale = box["width"] / CANVAS
@@ -184,16 +191,28 @@ def draw_stroke(driver: WebDriver, canvas: WebElement, stroke: tuple[Point, ...]
         x, y = point[0] * scale - box["width"] / 2, point[1] * scale - box["height"] / 2
         return round(x), round(y)
 
+    def pointer() -> ActionBuilder:
+        return ActionBuilder(driver, mouse=PointerInput(interaction.POINTER_MOUSE, "mouse"),
+                             duration=10)  # fmt: skip
+
     points = densify(stroke)
-    mouse = PointerInput(interaction.POINTER_MOUSE, "mouse")
-    actions = ActionBuilder(driver, mouse=mouse, duration=10)
-    actions.pointer_action.move_to(canvas, *offset(points[0])).pointer_down()
-    for n, point in enumerate(points[1:], start=1):
-        if n == len(points) // 2:
-            actions.pointer_action.pause(0.35)
-        actions.pointer_action.move_to(canvas, *offset(point))
-    actions.pointer_action.pointer_up()
-    actions.perform()
+    half = max(1, len(points) // 2)
+    before = int(driver.execute_script("return sequence"))  # the page's newest query's number
+    first = pointer()
+    first.pointer_action.move_to(canvas, *offset(points[0])).pointer_down()
+    for point in points[1:half]:
+        first.pointer_action.move_to(canvas, *offset(point))
+    first.pointer_action.pause(0.35)
+    first.pointer_action.move_to(canvas, *offset(points[half]))
+    first.perform()
+    WebDriverWait(driver, WAIT_S, poll_frequency=0.02).until(
+        lambda d: d.execute_script(SUBMITTED, before), "no query was made while drawing"
+    )
+    rest = pointer()
+    for point in points[half + 1 :]:
+        rest.pointer_action.move_to(canvas, *offset(point))
+    rest.pointer_action.pointer_up()
+    rest.perform()
 
 
 def densify(stroke: tuple[Point, ...], step: float = 48.0) -> list[Point]:

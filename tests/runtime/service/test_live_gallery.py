@@ -63,7 +63,7 @@ def test_gallery_add_reaches_the_running_service(fresh: Path) -> None:
             )  # fmt: skip
             committed = time.monotonic()
             target = before["items"] + len(new)
-            while time.monotonic() - committed < 10:
+            while time.monotonic() - committed < 30:
                 if answers and answers[-1].json()["gallery"]["items"] == target:
                     break
                 time.sleep(0.1)
@@ -76,7 +76,7 @@ def test_gallery_add_reaches_the_running_service(fresh: Path) -> None:
         counts = [a.json()["gallery"]["items"] for a in answers]
         assert set(counts) == {before["items"], target}, "a half-written generation was seen"
         assert counts == sorted(counts)  # once new, never old again
-        assert seen_at < 5, f"the new generation answered only after {seen_at:.1f} s"
+        assert seen_at < 10, f"the new generation answered only after {seen_at:.1f} s"
         last = answers[-1].json()
         assert last["gallery"]["generation"] > before["generation"]
         top = last["results"][0]
@@ -103,11 +103,12 @@ def test_a_gallery_rebuilt_in_place_is_picked_up(fresh: Path) -> None:
         build_gallery_cli(fresh / "model.onnx", smaller, fresh / "rebuilt")
         shutil.rmtree(fresh / "gallery")
         (fresh / "rebuilt").rename(fresh / "gallery")
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # a reload takes well under a second; CI is loaded
         info = before
         while time.monotonic() < deadline and info["items"] == before["items"]:
             time.sleep(0.1)
             info = httpx.get(server.url + "v1/info").json()["gallery"]
+        assert info["items"] != before["items"], server.stderr()
         assert info["generation"] == 1 and info["labels"] == [kept.name], server.stderr()
         assert info["items"] == len(list(kept.iterdir())) < before["items"]
         found = httpx.post(server.url + "v1/search", content=next(kept.iterdir()).read_bytes(),
@@ -128,7 +129,7 @@ def test_a_generation_that_does_not_check_out_is_not_loaded(fresh: Path) -> None
         staged = manifest.with_name("manifest.staged")
         staged.write_text(json.dumps(raw))
         os.replace(staged, manifest)  # whole, as a commit writes it
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while "not loaded" not in server.stderr() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "gallery changed but not loaded" in server.stderr()
