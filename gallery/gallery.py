@@ -22,6 +22,7 @@ from types import TracebackType
 
 import numpy as np
 
+from sketchsearch.gallery.change_guard import ChangeGuard
 from sketchsearch.gallery.checks import (
     check_files,
     check_new_gallery,
@@ -92,7 +93,9 @@ class Gallery:
         self._lock = threading.Lock()
         self._dirty = False
         self._live = store.counts()[0]  # kept here: counting rows per search would be O(n)
-        self._broken = False
+        self._guard = ChangeGuard(
+            str(directory), "reopen the gallery to discard the uncommitted changes"
+        )
 
     @property
     def ref(self) -> str:
@@ -219,11 +222,7 @@ class Gallery:
         """Save the changes made since the last commit (crash-safe); no-op when clean."""
         self._require_writer()
         with self._lock:
-            if self._broken:
-                raise GalleryError(
-                    f"{self.directory}: not saved: an earlier change failed half-way; reopen "
-                    "the gallery to discard the uncommitted changes"
-                )
+            self._guard.refuse_if_broken("not saved: ")
             if not self._dirty:
                 return
             live, deleted = self._store.counts()
@@ -496,17 +495,8 @@ class Gallery:
     def _changing(self) -> Iterator[None]:
         """Hold the lock for a change; a change that fails half-way blocks later commits."""
         self._require_writer()
-        if self._broken:
-            raise GalleryError(
-                f"{self.directory}: an earlier change failed half-way; reopen the gallery to "
-                "discard the uncommitted changes"
-            )
-        with self._lock:
-            try:
-                yield
-            except BaseException:
-                self._broken = True
-                raise
+        with self._lock, self._guard.changing():
+            yield
 
     def _require_writer(self) -> None:
         if self._writer is None:

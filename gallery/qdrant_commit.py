@@ -35,11 +35,7 @@ class QdrantWriter(QdrantReader):
     def commit(self) -> None:
         """Count what the next generation holds, then update the manifest point: the commit."""
         self._require_writer()
-        if self._broken:
-            raise GalleryError(
-                f"{self.ref}: not committed: an earlier change failed half-way; close the "
-                "gallery (that discards the uncommitted changes) and make them again"
-            )
+        self._guard.refuse_if_broken("not committed: ")
         if not self._dirty:
             return
         if self._lease is not None and self._has_point:
@@ -182,16 +178,8 @@ class QdrantWriter(QdrantReader):
     def _changing(self) -> Iterator[None]:
         """A change that fails half-way (some points written, some not) blocks the commit."""
         self._require_writer()
-        if self._broken:
-            raise GalleryError(
-                f"{self.ref}: an earlier change failed half-way; close the gallery (that "
-                "discards the uncommitted changes) and make them again"
-            )
-        try:
+        with self._guard.changing():
             yield
-        except BaseException:
-            self._broken = True
-            raise
 
     def _require_writer(self) -> None:
         if not self._writer:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from sketchsearch.gallery.change_guard import ChangeGuard
 from sketchsearch.gallery.checks import check_vectors
 from sketchsearch.gallery.errors import GalleryError
 from sketchsearch.gallery.items import ItemRow
@@ -57,7 +58,10 @@ class QdrantReader:
         # change while it holds the storage folder.
         self._plain = False
         self._dirty = False
-        self._broken = False  # a change failed half-way: no commit until reopened
+        self._guard = ChangeGuard(  # a change failed half-way: no commit until reopened
+            ref.text,
+            "close the gallery (that discards the uncommitted changes) and make them again",
+        )
 
     @property
     def ref(self) -> str:
